@@ -1,0 +1,3 @@
+"""Airflow provider that waits for, and collects, task runs on other clouds."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,93 @@
+"""The provider's exceptions. Messages carry what happened and how to fix it, never a secret."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+if TYPE_CHECKING:
+    from airflow_task_runs.core.states import RunStatus
+
+
+class TaskRunsError(AirflowException):
+    """Base of every error this provider raises."""
+
+
+class ConnectionConfigError(TaskRunsError):
+    """A connection field is missing or malformed. The message names the field and the fix."""
+
+    def __init__(self, conn_id: str, field: str, problem: str) -> None:
+        self.conn_id = conn_id
+        self.field = field
+        super().__init__(f"Connection {conn_id!r}: {field} {problem}")
+
+
+class ApiError(TaskRunsError):
+    """A cloud API call failed. Carries the cloud's own code, message and request id."""
+
+    def __init__(
+        self,
+        *,
+        cloud: str,
+        status_code: int | None,
+        code: str | None,
+        message: str,
+        request_id: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        retry_after: float | None = None,
+        retryable: bool = False,
+    ) -> None:
+        self.cloud = cloud
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        self.retry_after = retry_after
+        self.retryable = retryable
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = f" ({self.method} {self.path})" if self.method and self.path else ""
+        status = f"HTTP {self.status_code}" if self.status_code is not None else "no HTTP response"
+        code = f" {self.code}" if self.code else ""
+        rid = f" [request id {self.request_id}]" if self.request_id else ""
+        return f"{self.cloud} API error{where}: {status}{code}: {self.message}{rid}"
+
+
+class MalformedResponseError(ApiError):
+    """The cloud answered, but not with what its API page promises."""
+
+
+class RunFailedError(AirflowFailException, TaskRunsError):
+    """The remote run ended FAILED or CANCELLED. Not retried: re-polling cannot fix it."""
+
+    def __init__(self, what: str, status: RunStatus) -> None:
+        self.status = status
+        reason = f": {status.message}" if status.message else ""
+        rid = f" [request id {status.request_id}]" if status.request_id else ""
+        super().__init__(f"{what} ended {status.raw_status} ({status.state.value.lower()}){reason}{rid}")
+
+
+class RunNotFinishedError(TaskRunsError):
+    """Outputs were asked for a run that has not succeeded."""
+
+
+class OutputTooLargeError(TaskRunsError):
+    """A result is over the XCom size guard."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"{what} is {size} bytes, over the XCom limit of {limit} bytes. "
+            "Pass destination=ObjectStoragePath('s3://bucket/prefix/') (or file://, gs://, ...) to write it "
+            "to object storage instead, or raise [task_runs] xcom_max_bytes if your XCom backend can hold it."
+        )
+
+
+class OutputIntegrityError(TaskRunsError):
+    """Received content does not match what the cloud declared (length, encoding, compression)."""

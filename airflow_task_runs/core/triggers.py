@@ -1,0 +1,91 @@
+"""One async poller for every cloud's run status, in the triggerer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+class TaskRunTrigger(BaseTrigger):
+    """Poll ``hook.<status_method>(**run_ref)`` until the run is terminal or the deadline passes.
+
+    Serializes only primitives: the hook's import path and keyword arguments, the status
+    method's name, the run reference and timing. Yields exactly one event:
+    ``{"event": "terminal", "status": {...}}``, ``{"event": "timeout", ...}`` or
+    ``{"event": "error", "message": ...}``.
+    """
+
+    def __init__(
+        self,
+        *,
+        hook_path: str,
+        hook_kwargs: dict[str, Any],
+        status_method: str,
+        run_ref: dict[str, Any],
+        poll_interval: float,
+        deadline: float,
+        description: str = "run",
+    ) -> None:
+        super().__init__()
+        self.hook_path = hook_path
+        self.hook_kwargs = hook_kwargs
+        self.status_method = status_method
+        self.run_ref = run_ref
+        self.poll_interval = poll_interval
+        self.deadline = deadline
+        self.description = description
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "hook_path": self.hook_path,
+                "hook_kwargs": self.hook_kwargs,
+                "status_method": self.status_method,
+                "run_ref": self.run_ref,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "description": self.description,
+            },
+        )
+
+    def _hook(self) -> Any:
+        from airflow.sdk._shared.module_loading import import_string
+
+        return import_string(self.hook_path)(**self.hook_kwargs)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self._hook()
+        poll = getattr(hook, self.status_method)
+        last_raw: str | None = None
+        try:
+            while True:
+                try:
+                    status = await poll(**self.run_ref)
+                except Exception as exc:  # the sensor turns this into a task failure
+                    yield TriggerEvent({"event": "error", "message": f"{self.description}: {exc}"})
+                    return
+                if status.raw_status != last_raw:
+                    self.log.info("%s is %s (%s)", self.description, status.raw_status, status.state.value)
+                    last_raw = status.raw_status
+                if status.state.is_terminal:
+                    yield TriggerEvent({"event": "terminal", "status": status.to_dict()})
+                    return
+                remaining = self.deadline - time.time()
+                if remaining <= 0:
+                    yield TriggerEvent(
+                        {
+                            "event": "timeout",
+                            "message": f"Sensor has timed out: {self.description} was still "
+                            f"{status.raw_status} at the deadline",
+                            "status": status.to_dict(),
+                        }
+                    )
+                    return
+                await asyncio.sleep(min(self.poll_interval, remaining))
+        finally:
+            await hook.aclose()

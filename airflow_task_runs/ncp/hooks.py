@@ -1,0 +1,260 @@
+"""NAVER Cloud NCLUE: task runs over the API Gateway, result files from NCP Object Storage."""
+
+from __future__ import annotations
+
+import posixpath
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from airflow_task_runs.core.errors import ConnectionConfigError
+from airflow_task_runs.core.hooks import HttpTaskRunHook, normalize_url
+from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
+
+if TYPE_CHECKING:
+    import httpx
+    from airflow.sdk import Connection
+
+    from airflow_task_runs.core.http import ApiSession
+    from airflow_task_runs.ncp.models import TaskRun, TaskRunList
+
+DEFAULT_API_URL = "https://nclue.apigw.ntruss.com"
+DEFAULT_OBJECT_STORAGE_ENDPOINT = "https://kr.object.ncloudstorage.com"
+DEFAULT_OBJECT_STORAGE_REGION = "kr-standard"
+NCP_REGIONS = ("kr-standard", "us-standard", "sg-standard", "jp-standard", "de-standard")
+API_PREFIX = "/api/v1"
+
+TASK_RUN_STATES = StatusTable(
+    "NCP NCLUE",
+    {
+        RunState.PENDING: ("registered", "pending"),
+        RunState.RUNNING: ("in_progress",),
+        # NCP's own pages spell success both ways.
+        RunState.SUCCEEDED: ("completed", "complete"),
+        RunState.FAILED: ("failed",),
+    },
+    case_sensitive=False,
+)
+
+
+def _parse_error(response: httpx.Response, body: Any) -> tuple[str | None, str | None, str | None]:
+    """API Gateway errors: ``{"error": {"errorCode": "...", "message": "..."}}``."""
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            code = err.get("errorCode")
+            return (str(code) if code is not None else None), err.get("message"), None
+        if "message" in body:
+            code = body.get("errorCode") or body.get("code")
+            return (str(code) if code is not None else None), body.get("message"), None
+    return None, None, None
+
+
+def safe_object_key(path: str | None, conn_id: str = "", *, field: str = "result_file_path") -> str:
+    """Refuse a key that is absolute or climbs out of the bucket with ``..``."""
+    if not path or not path.strip():
+        raise ValueError(f"{field} is empty: the run has no result file")
+    if path.startswith("/") or "\\" in path or any(part == ".." for part in path.split("/")):
+        raise ValueError(f"refusing {field} {path!r}: it must be a relative key without '..'")
+    normalized = posixpath.normpath(path)
+    if normalized.startswith(".."):
+        raise ValueError(f"refusing {field} {path!r}: it escapes the bucket")
+    return path
+
+
+class NclueHook(HttpTaskRunHook):
+    """NCLUE task runs, signed with the API Gateway signature v2.
+
+    Connection ``ncp``: Login = Access Key ID, Password = Secret Key, Host = API Gateway URL
+    (default ``https://nclue.apigw.ntruss.com``); extra ``object_storage_endpoint`` and
+    ``object_storage_region`` for result files, ``connect_timeout`` / ``read_timeout``,
+    ``retry_max_attempts`` / ``retry_max_elapsed``, ``verify``.
+    """
+
+    conn_name_attr = "ncp_conn_id"
+    default_conn_name = "ncp_default"
+    conn_type = "ncp"
+    hook_name = "NAVER Cloud (NCP)"
+
+    def __init__(self, ncp_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(ncp_conn_id, **kwargs)
+        self.ncp_conn_id = ncp_conn_id
+
+    # -- session -----------------------------------------------------------------------------
+    def _credentials(self, conn: Connection) -> tuple[str, str]:
+        access_key = self.require(conn, conn.login, "Access Key ID (login)", "set Login to your NCP Access Key ID")
+        secret_key = self.require(conn, conn.password, "Secret Key (password)", "set Password to your NCP Secret Key")
+        return access_key, secret_key
+
+    def api_url(self, conn: Connection) -> str:
+        host = (conn.host or "").strip()
+        if not host:
+            return DEFAULT_API_URL
+        url = normalize_url(host)
+        if conn.port and urllib.parse.urlsplit(url).port is None:
+            url = f"{url}:{conn.port}"
+        return url
+
+    def _build_session(self, conn: Connection) -> ApiSession:
+        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts
+        from airflow_task_runs.ncp.auth import NcpApiGatewayAuth
+
+        access_key, secret_key = self._credentials(conn)
+        extra = self.extra_of(conn)
+        return ApiSession(
+            self.api_url(conn) + API_PREFIX,
+            dialect=ApiDialect(
+                cloud="NCP NCLUE",
+                request_id_headers=("x-ncp-trace-id", "x-request-id"),
+                parse_error=_parse_error,
+            ),
+            auth=NcpApiGatewayAuth(access_key, secret_key),
+            timeouts=Timeouts.from_extra(extra),
+            retry=RetryPolicy.from_extra(extra),
+            verify=extra.get("verify", True),
+        )
+
+    # -- task runs ---------------------------------------------------------------------------
+    @staticmethod
+    def _page_params(index: int, limit: int) -> dict[str, int]:
+        if not isinstance(index, int) or index < 0:
+            raise ValueError(f"index must be an integer >= 0, got {index!r}")
+        if not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise ValueError(f"limit must be an integer from 1 to 100 (NCLUE's bound), got {limit!r}")
+        return {"index": index, "limit": limit}
+
+    @staticmethod
+    def _run_path(run_id: str) -> str:
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise ValueError("run_id is empty: pass the NCLUE task run id (run_id in the task-runs list)")
+        return f"/task-runs/{urllib.parse.quote(run_id, safe='')}"
+
+    def list_task_runs(self, index: int = 0, limit: int = 20) -> TaskRunList:
+        from airflow_task_runs.ncp.models import TaskRunList
+
+        body, _ = self.session.request_json("GET", "/task-runs", params=self._page_params(index, limit))
+        return TaskRunList.model_validate(body)
+
+    async def alist_task_runs(self, index: int = 0, limit: int = 20) -> TaskRunList:
+        from airflow_task_runs.ncp.models import TaskRunList
+
+        session = await self.asession()
+        body, _ = await session.arequest_json("GET", "/task-runs", params=self._page_params(index, limit))
+        return TaskRunList.model_validate(body)
+
+    def iter_task_runs(self, page_size: int = 100) -> Iterator[TaskRun]:
+        """Every task run, page by page."""
+        index = 0
+        while True:
+            page = self.list_task_runs(index=index, limit=page_size)
+            yield from page.runs
+            index += len(page.runs)
+            if not page.runs or index >= page.total:
+                return
+
+    async def aiter_task_runs(self, page_size: int = 100) -> AsyncIterator[TaskRun]:
+        index = 0
+        while True:
+            page = await self.alist_task_runs(index=index, limit=page_size)
+            for run in page.runs:
+                yield run
+            index += len(page.runs)
+            if not page.runs or index >= page.total:
+                return
+
+    def get_task_run(self, run_id: str) -> TaskRun:
+        from airflow_task_runs.ncp.models import TaskRun
+
+        body, _ = self.session.request_json("GET", self._run_path(run_id))
+        return TaskRun.model_validate(body)
+
+    async def aget_task_run(self, run_id: str) -> TaskRun:
+        from airflow_task_runs.ncp.models import TaskRun
+
+        session = await self.asession()
+        body, _ = await session.arequest_json("GET", self._run_path(run_id))
+        return TaskRun.model_validate(body)
+
+    @staticmethod
+    def status_of(run: TaskRun) -> RunStatus:
+        return TASK_RUN_STATES.status(
+            run.status, message=run.fail_message, details=run.model_dump(mode="json")
+        )
+
+    def get_status(self, run_id: str) -> RunStatus:
+        return self.status_of(self.get_task_run(run_id))
+
+    async def aget_status(self, run_id: str) -> RunStatus:
+        return self.status_of(await self.aget_task_run(run_id))
+
+    # -- result files (NCP Object Storage, S3 API with SigV4) --------------------------------
+    def object_storage_client(self) -> Any:
+        """A boto3 S3 client on NCP Object Storage, with the same key pair."""
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError as exc:  # pragma: no cover - depends on extras
+            raise ImportError(
+                "Reading NCLUE result files needs boto3: pip install 'airflow-task-runs[ncp]'"
+            ) from exc
+        conn = self.connection
+        access_key, secret_key = self._credentials(conn)
+        extra = self.extra_of(conn)
+        endpoint = normalize_url(str(extra.get("object_storage_endpoint") or DEFAULT_OBJECT_STORAGE_ENDPOINT))
+        region = str(extra.get("object_storage_region") or DEFAULT_OBJECT_STORAGE_REGION)
+        if region not in NCP_REGIONS and not extra.get("allow_any_region"):
+            raise ConnectionConfigError(
+                conn.conn_id,
+                "extra.object_storage_region",
+                f"is {region!r}; NCP Object Storage regions are {', '.join(NCP_REGIONS)}",
+            )
+        return boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            verify=extra.get("verify", True),
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                retries={"mode": "standard", "max_attempts": 5},
+                connect_timeout=float(extra.get("connect_timeout", 10)),
+                read_timeout=float(extra.get("read_timeout", 60)),
+            ),
+        )
+
+    def open_result(self, run: TaskRun, chunk_size: int = 1024 * 1024) -> tuple[int, Iterator[bytes]]:
+        """(size in bytes, chunk iterator) of the run's result file, read by key (never listed)."""
+        if not run.result_bucket:
+            raise ValueError(f"NCLUE task run {run.run_id} has no result_bucket")
+        key = safe_object_key(run.result_file_path)
+        client = self.object_storage_client()
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = client.get_object(Bucket=run.result_bucket, Key=key)
+        except ClientError as exc:
+            from airflow_task_runs.core.errors import ApiError
+
+            err = exc.response.get("Error", {})
+            meta = exc.response.get("ResponseMetadata", {})
+            raise ApiError(
+                cloud="NCP Object Storage",
+                status_code=meta.get("HTTPStatusCode"),
+                code=err.get("Code"),
+                message=f"{err.get('Message') or 'GetObject failed'} (bucket {run.result_bucket}, key {key})",
+                request_id=meta.get("RequestId"),
+                method="GET",
+                path=f"/{run.result_bucket}/{key}",
+            ) from None
+        body = obj["Body"]
+        return int(obj["ContentLength"]), body.iter_chunks(chunk_size)
+
+    # -- UI ----------------------------------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            page = self.list_task_runs(index=0, limit=1)
+        except Exception as exc:
+            return False, str(exc)
+        return True, f"Connected to NCLUE at {self.api_url(self.connection)}: {page.total} task run(s) visible"

@@ -1,0 +1,92 @@
+"""Collect a finished NCLUE task run's result file."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+
+class NclueFetchTaskRunResultOperator(BaseOperator):
+    """Stream a completed run's result file to ``destination``, or return its text to XCom.
+
+    The file is read by key from NCP Object Storage (``result_bucket`` /
+    ``result_file_path``; NCP does not support ListObjectsV2). With ``destination`` (an
+    ObjectStoragePath or URI; a folder when it ends with ``/``), the file is streamed there
+    atomically and XCom gets ``{"uri", "size", ...}``. Without it, XCom gets the UTF-8 text,
+    under ``[task_runs] xcom_max_bytes``.
+
+    :param run_id: the NCLUE task run id (templated).
+    :param destination: where to write the file (templated); ``None`` returns its text.
+    :param ncp_conn_id: an ``ncp`` connection.
+    """
+
+    template_fields: Sequence[str] = ("run_id", "destination", "ncp_conn_id")
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        destination: ObjectStoragePath | str | None = None,
+        ncp_conn_id: str = "ncp_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.destination = destination
+        self.ncp_conn_id = ncp_conn_id
+
+    @property
+    def hook(self) -> NclueHook:
+        from airflow_task_runs.ncp.hooks import NclueHook
+
+        return NclueHook(ncp_conn_id=self.ncp_conn_id)
+
+    def execute(self, context: Context) -> Any:
+        from airflow_task_runs.core.errors import RunNotFinishedError
+        from airflow_task_runs.core.outputs import (
+            as_object_storage_path,
+            read_for_xcom,
+            write_atomically,
+        )
+        from airflow_task_runs.core.states import RunState
+
+        hook = self.hook
+        run = hook.get_task_run(self.run_id)
+        status = hook.status_of(run)
+        if status.state is not RunState.SUCCEEDED:
+            reason = f": {run.fail_message}" if run.fail_message else ""
+            raise RunNotFinishedError(
+                f"NCLUE task run {self.run_id} is {run.status}, not completed{reason}; "
+                "wait for it with NclueTaskRunSensor before fetching its result"
+            )
+        size, chunks = hook.open_result(run)
+        what = f"NCLUE task run {self.run_id} result {run.result_bucket}/{run.result_file_path}"
+        self.log.info("Fetching %s (%d bytes)", what, size)
+        if self.destination is None:
+            data = read_for_xcom(chunks, what)
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                    "pass destination= to copy it byte for byte to object storage"
+                ) from None
+        target = as_object_storage_path(self.destination)
+        if str(self.destination).endswith("/") or (target.exists() and target.is_dir()):
+            target = target / posixpath.basename(str(run.result_file_path))
+        uri = write_atomically(target, chunks, expected_size=size)
+        return {
+            "uri": uri,
+            "size": size,
+            "run_id": run.run_id,
+            "result_bucket": run.result_bucket,
+            "result_file_path": run.result_file_path,
+        }

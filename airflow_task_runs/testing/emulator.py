@@ -1,0 +1,67 @@
+"""Every cloud's emulator and the shared object store, started and stopped together."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow_task_runs.testing.s3 import S3Store
+from airflow_task_runs.testing.server import EmulatorServer
+
+#: import paths of the cloud emulators; a new cloud adds one line here.
+CLOUD_EMULATORS: tuple[str, ...] = ("airflow_task_runs.testing.ncp.NclueEmulator",)
+
+
+def _load(path: str) -> type[EmulatorServer]:
+    import importlib
+
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+class Emulator:
+    """``with Emulator() as emu: emu.ncp.add_run(...)``; each cloud is an attribute by its name."""
+
+    def __init__(self) -> None:
+        self.s3 = S3Store()
+        self.clouds: dict[str, EmulatorServer] = {}
+        for path in CLOUD_EMULATORS:
+            cls = _load(path)
+            self.clouds[cls.name] = cls(self.s3)  # type: ignore[call-arg]
+
+    def __getattr__(self, name: str) -> Any:
+        clouds = self.__dict__.get("clouds", {})
+        if name in clouds:
+            return clouds[name]
+        raise AttributeError(name)
+
+    def start(self) -> Emulator:
+        self.s3.start()
+        for cloud in self.clouds.values():
+            cloud.start()
+        return self
+
+    def stop(self) -> None:
+        for cloud in self.clouds.values():
+            cloud.stop()
+        self.s3.stop()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def airflow_connections(self) -> dict[str, dict[str, Any]]:
+        """``{conn_id: connection dict}`` pointing every cloud's default connection here."""
+        return {
+            cloud.conn_id: cloud.airflow_connection()  # type: ignore[attr-defined]
+            for cloud in self.clouds.values()
+        }
+
+    def connection_env(self) -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` variables (JSON form) for every default connection."""
+        return {
+            f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
+            for conn_id, conn in self.airflow_connections().items()
+        }

@@ -1,0 +1,165 @@
+"""NCLUE task runs behind a stand-in API Gateway that checks signature v2 with its own code."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from airflow_task_runs.testing.lifecycle import Lifecycle
+from airflow_task_runs.testing.s3 import S3Store
+from airflow_task_runs.testing.server import EmulatorServer, Reply, Request
+
+MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+
+
+@dataclass
+class _Run:
+    run_id: str
+    lifecycle: Lifecycle
+    fields: dict[str, Any] = field(default_factory=dict)
+    fail_message: str | None = None
+
+    def as_json(self, status: str) -> dict[str, Any]:
+        done = status in ("completed", "complete", "failed")
+        return {
+            "run_id": self.run_id,
+            "run_name": self.fields.get("run_name", f"run-{self.run_id}"),
+            "task_id": self.fields.get("task_id", "3179664c-0000-0000-0000-af6354344018"),
+            "task_name": self.fields.get("task_name", "emulated-task"),
+            "feature_id": self.fields.get("feature_id", "28bd06bb-0000-0000-0000-9f2d6a9c3313"),
+            "feature_name": self.fields.get("feature_name", "emulated-feature"),
+            "status": status,
+            "created_at": self.fields.get("created_at", "2024-11-22T08:54:46"),
+            "completed_at": self.fields.get("completed_at", "2024-11-22T08:55:22") if done else None,
+            "result_bucket": self.fields.get("result_bucket"),
+            "result_file_path": self.fields.get("result_file_path"),
+            "line_count": self.fields.get("line_count"),
+            "fail_message": self.fail_message if status == "failed" else None,
+            **{k: v for k, v in self.fields.items() if k.startswith("x_")},
+        }
+
+
+def _gateway_error(status: int, code: str, message: str) -> Reply:
+    return Reply.json(status, {"error": {"errorCode": code, "message": message}})
+
+
+class NclueEmulator(EmulatorServer):
+    """``GET /api/v1/task-runs`` and ``GET /api/v1/task-runs/{run_id}``, signature v2 checked."""
+
+    name = "ncp"
+    conn_id = "ncp_default"
+    access_key = "NCPEMULATORACCESSKEY"
+    secret_key = "ncp-emulator-secret-key-0123456789"
+
+    def __init__(self, s3: S3Store) -> None:
+        super().__init__()
+        self.s3 = s3
+        self.runs: dict[str, _Run] = {}
+        self.clock_skew_ms = MAX_CLOCK_SKEW_MS
+
+    # -- scripting ---------------------------------------------------------------------------
+    def add_run(
+        self,
+        run_id: str | None = None,
+        *,
+        lifecycle: list[tuple[str, int] | str] | None = None,
+        fail_message: str | None = None,
+        result: bytes | None = None,
+        result_bucket: str = "nclue-results",
+        result_file_path: str | None = None,
+        **fields: Any,
+    ) -> str:
+        """Script a run; with ``result``, its file is put in the object store. Returns the run id."""
+        run_id = run_id or str(uuid.uuid4())
+        steps = lifecycle or [("registered", 1), ("in_progress", 1), ("completed", 0)]
+        if result is not None:
+            result_file_path = result_file_path or f"results/{run_id}/result.csv"
+            self.s3.put_object(result_bucket, result_file_path, result)
+            fields.setdefault("line_count", result.count(b"\n"))
+        if result_file_path is not None:
+            fields["result_bucket"] = result_bucket
+            fields["result_file_path"] = result_file_path
+        self.runs[run_id] = _Run(run_id, Lifecycle(steps), fields, fail_message)
+        return run_id
+
+    # -- Airflow connection ------------------------------------------------------------------
+    def airflow_connection(self) -> dict[str, Any]:
+        return {
+            "conn_type": "ncp",
+            "login": self.access_key,
+            "password": self.secret_key,
+            "host": self.url,
+            "extra": {
+                "object_storage_endpoint": self.s3.url,
+                "object_storage_region": "kr-standard",
+                "retry_backoff_initial": 0.05,
+                "retry_backoff_max": 0.2,
+            },
+        }
+
+    # -- the API -----------------------------------------------------------------------------
+    def verify_signature(self, request: Request) -> Reply | None:
+        """The gateway's check, written from NCP's spec independently of the client's signer."""
+        timestamp = request.headers.get("x-ncp-apigw-timestamp")
+        access_key = request.headers.get("x-ncp-iam-access-key")
+        signature = request.headers.get("x-ncp-apigw-signature-v2")
+        if not (timestamp and access_key and signature):
+            return _gateway_error(401, "200", "Authentication Failed: signature headers are missing")
+        if access_key != self.access_key:
+            return _gateway_error(401, "200", "Authentication Failed: unknown access key")
+        try:
+            skew = abs(int(time.time() * 1000) - int(timestamp))
+        except ValueError:
+            return _gateway_error(401, "200", "Authentication Failed: timestamp is not epoch milliseconds")
+        if skew > self.clock_skew_ms:
+            return _gateway_error(401, "200", "Authentication Failed: timestamp is outside the allowed window")
+        message = f"{request.method} {request.raw_path}\n{timestamp}\n{access_key}".encode()
+        expected = base64.b64encode(hmac.new(self.secret_key.encode(), message, hashlib.sha256).digest()).decode()
+        if not hmac.compare_digest(expected, signature):
+            return _gateway_error(401, "200", "Authentication Failed: signature mismatch")
+        return None
+
+    def handle(self, request: Request) -> Reply:
+        denied = self.verify_signature(request)
+        if denied is not None:
+            return denied
+        trace = {"x-ncp-trace-id": uuid.uuid4().hex}
+        path = request.path
+        if request.method != "GET":
+            return _gateway_error(405, "NCLUE-405", "method not allowed")
+        if path == "/api/v1/task-runs":
+            return self._list(request, trace)
+        prefix = "/api/v1/task-runs/"
+        if path.startswith(prefix):
+            run_id = unquote(path[len(prefix) :])
+            run = self.runs.get(run_id)
+            if run is None:
+                return Reply.json(
+                    404, {"error": {"errorCode": "NCLUE-404", "message": f"task run {run_id} not found"}}, trace
+                )
+            return Reply.json(200, run.as_json(run.lifecycle.advance()), trace)
+        return _gateway_error(404, "300", "Not Found: no such API")
+
+    def _list(self, request: Request, trace: dict[str, str]) -> Reply:
+        query = request.query
+        try:
+            index = int(query.get("index", 0))
+            limit = int(query.get("limit", 20))
+        except ValueError:
+            return Reply.json(400, {"error": {"errorCode": "NCLUE-400", "message": "index and limit must be integers"}})
+        if index < 0 or not 1 <= limit <= 100:
+            return Reply.json(400, {"error": {"errorCode": "NCLUE-400", "message": "limit must be 1-100"}})
+        runs = list(self.runs.values())
+        page = [r.as_json(r.lifecycle.current()) for r in runs[index : index + limit]]
+        return Reply(
+            200,
+            json.dumps({"index": index, "limit": limit, "total": len(runs), "runs": page}).encode(),
+            {"Content-Type": "application/json", **trace},
+        )
