@@ -89,6 +89,16 @@ class NclueEmulator(EmulatorServer):
         self.runs[run_id] = _Run(run_id, Lifecycle(steps), fields, fail_message)
         return run_id
 
+    def seed_demo(self) -> None:
+        """The runs the example DAG asks for by default."""
+        rows = "".join(f"{i},customer-{i},{i * 7 % 100}\n" for i in range(1, 1001))
+        self.add_run(
+            "demo-nclue-run",
+            lifecycle=[("registered", 1), ("in_progress", 2), ("completed", 0)],
+            result=("id,customer,score\n" + rows).encode(),
+            result_file_path="results/demo-nclue-run/scores.csv",
+        )
+
     # -- Airflow connection ------------------------------------------------------------------
     def airflow_connection(self) -> dict[str, Any]:
         return {
