@@ -50,3 +50,17 @@ def output_dir(tmp_path: Path) -> Path:
     out = tmp_path / "out"
     out.mkdir()
     return out
+
+
+@pytest.fixture
+def captured_logs(caplog, capsys):
+    """Everything logged so far: stdlib records and Airflow's structlog output (printed to the console)."""
+    caplog.set_level("DEBUG")
+    seen: list[str] = []
+
+    def text() -> str:
+        out, err = capsys.readouterr()
+        seen.extend([out, err])
+        return caplog.text + "".join(seen)
+
+    return text

@@ -69,6 +69,13 @@ class Fault:
     match: str | None = None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Injected resets make clients hang up mid-answer; that is expected, not news."""
+
+
 class EmulatorServer:
     """A threaded HTTP/1.1 server; subclasses answer requests in :meth:`handle`."""
 
@@ -84,8 +91,7 @@ class EmulatorServer:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> EmulatorServer:
         handler = _make_handler(self)
-        self._httpd = ThreadingHTTPServer((host, port), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _QuietServer((host, port), handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"{self.name}-emulator", daemon=True)
         self._thread.start()
         return self

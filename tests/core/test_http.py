@@ -1,0 +1,150 @@
+"""ApiSession retry policy and error mapping, over real HTTP against the emulator."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import httpx
+import pytest
+
+from airflow_task_runs.core.errors import ApiError, MalformedResponseError
+from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, encode_query, parse_retry_after
+from airflow_task_runs.ncp.hooks import NclueHook
+
+
+@pytest.fixture
+def ncp(task_runs_connections):
+    emu = task_runs_connections.ncp
+    emu.reset_log()
+    run_id = emu.add_run(lifecycle=[("in_progress", 0)])
+    yield emu, run_id
+    emu.clear_faults()
+
+
+def _polls(emu, run_id):
+    return len(emu.requests_to(f"/api/v1/task-runs/{run_id}"))
+
+
+def test_429_with_retry_after_is_retried(ncp):
+    emu, run_id = ncp
+    emu.inject("status", status=429, headers={"Retry-After": "0"}, match="/api/v1/task-runs/",
+               body=b'{"error": {"errorCode": "400", "message": "Exceeded rate limit"}}')
+    status = NclueHook().get_status(run_id)
+    assert status.raw_status == "in_progress"
+    assert _polls(emu, run_id) == 2
+
+
+def test_retry_after_is_honoured_as_the_wait(ncp):
+    emu, run_id = ncp
+    emu.inject("status", status=429, headers={"Retry-After": "1"}, match="/api/v1/task-runs/")
+    hook = NclueHook()
+    started = time.monotonic()
+    hook.get_status(run_id)
+    # The emulator's backoff settings are ~0.05 s; only Retry-After explains a 1 s pause.
+    assert time.monotonic() - started >= 0.9
+    assert _polls(emu, run_id) == 2
+
+
+def test_503_burst_is_retried(ncp):
+    emu, run_id = ncp
+    emu.inject("status", times=3, status=503, match="/api/v1/task-runs/")
+    assert NclueHook().get_status(run_id).raw_status == "in_progress"
+    assert _polls(emu, run_id) == 4
+
+
+def test_connection_reset_is_retried(ncp):
+    emu, run_id = ncp
+    emu.inject("reset", match="/api/v1/task-runs/")
+    assert NclueHook().get_status(run_id).raw_status == "in_progress"
+    assert _polls(emu, run_id) == 2
+
+
+def test_403_fails_at_once_with_the_cloud_code(ncp):
+    emu, run_id = ncp
+    emu.inject("status", status=403, match="/api/v1/task-runs/",
+               body=b'{"error": {"errorCode": "210", "message": "Permission Denied"}}')
+    with pytest.raises(ApiError) as caught:
+        NclueHook().get_status(run_id)
+    assert caught.value.status_code == 403
+    assert caught.value.code == "210"
+    assert "Permission Denied" in str(caught.value)
+    assert _polls(emu, run_id) == 1
+
+
+def test_attempts_are_bounded(ncp, monkeypatch):
+    emu, run_id = ncp
+    emu.inject("status", times=50, status=502, match="/api/v1/task-runs/")
+    with pytest.raises(ApiError) as caught:
+        NclueHook().get_status(run_id)
+    assert caught.value.status_code == 502
+    assert _polls(emu, run_id) == RetryPolicy().max_attempts
+
+
+def test_malformed_json_is_a_clear_error(ncp):
+    emu, run_id = ncp
+    emu.inject("malformed", times=10, match="/api/v1/task-runs/")
+    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+        NclueHook().get_status(run_id)
+
+
+def test_truncated_body_is_retried(ncp):
+    emu, run_id = ncp
+    emu.inject("truncated", match="/api/v1/task-runs/")
+    assert NclueHook().get_status(run_id).raw_status == "in_progress"
+    assert _polls(emu, run_id) == 2
+
+
+def test_slow_response_hits_the_read_timeout(task_runs_connections, monkeypatch):
+    emu = task_runs_connections.ncp
+    run_id = emu.add_run(lifecycle=[("in_progress", 0)])
+    conn = emu.airflow_connection()
+    conn["extra"].update({"read_timeout": 0.2, "retry_max_attempts": 1})
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_NCP_SLOW", json.dumps(conn))
+    emu.inject("slow", delay=1.0, match="/api/v1/task-runs/")
+    with pytest.raises(httpx.ReadTimeout):
+        NclueHook(ncp_conn_id="ncp_slow").get_status(run_id)
+
+
+def test_request_that_must_not_repeat_is_sent_once(ncp):
+    emu, run_id = ncp
+    emu.inject("status", status=503, match="/api/v1/task-runs/")
+    hook = NclueHook()
+    with pytest.raises(ApiError):
+        hook.session.request_json("GET", f"/task-runs/{run_id}", retry_ok=False)
+    assert _polls(emu, run_id) == 1
+
+
+def test_parse_retry_after_seconds_and_http_date():
+    assert parse_retry_after("7") == 7.0
+    now = 1_700_000_000.0
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(date, now=now) == pytest.approx(30, abs=1)
+    assert parse_retry_after("not a date") is None
+    assert parse_retry_after(None) is None
+
+
+def test_wait_prefers_retry_after_and_caps_it():
+    session = ApiSession("http://127.0.0.1:1", dialect=ApiDialect(cloud="x"), retry=RetryPolicy(max_retry_after=5))
+    import tenacity
+
+    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
+    err = ApiError(cloud="x", status_code=429, code=None, message="slow down", retry_after=600)
+    state.set_exception((ApiError, err, None))
+    assert session._wait(state) == 5
+
+
+def test_encode_query_is_rfc3986():
+    assert encode_query({"b": "t 1~*", "a": "x/y"}) == "b=t%201~%2A&a=x%2Fy"
+    assert encode_query({"skip": None, "flag": True}) == "flag=true"
+
+
+def test_error_never_carries_the_secret(ncp, captured_logs):
+    emu, run_id = ncp
+    emu.inject("status", times=2, status=503, match="/api/v1/task-runs/")
+    NclueHook().get_status(run_id)
+    text = captured_logs()
+    assert "retry 2 of" in text
+    assert emu.secret_key not in text

@@ -1,0 +1,74 @@
+"""Atomic, streamed writes to ObjectStoragePath and the XCom size guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_task_runs.core.errors import OutputIntegrityError, OutputTooLargeError
+from airflow_task_runs.core.outputs import (
+    join_destination,
+    read_for_xcom,
+    write_atomically,
+    write_bytes_atomically,
+)
+
+
+def test_write_is_byte_identical_and_leaves_no_partial(output_dir):
+    data = bytes(range(256)) * 9000
+    uri = write_bytes_atomically(f"file://{output_dir}/sub/dir/data.bin", data)
+    assert uri.endswith("/sub/dir/data.bin")
+    assert (output_dir / "sub/dir/data.bin").read_bytes() == data
+    assert [p.name for p in (output_dir / "sub/dir").iterdir()] == ["data.bin"]
+
+
+def test_interrupted_stream_leaves_nothing(output_dir):
+    def chunks():
+        yield b"a" * 1000
+        raise ConnectionError("network dropped mid-download")
+
+    with pytest.raises(ConnectionError):
+        write_atomically(f"file://{output_dir}/out.bin", chunks())
+    assert list(output_dir.iterdir()) == []
+
+
+def test_size_mismatch_leaves_nothing(output_dir):
+    with pytest.raises(OutputIntegrityError, match="received 3 bytes but the source declared 10"):
+        write_atomically(f"file://{output_dir}/out.bin", iter([b"abc"]), expected_size=10)
+    assert list(output_dir.iterdir()) == []
+
+
+def test_existing_object_is_replaced_only_when_complete(output_dir):
+    target = output_dir / "out.txt"
+    target.write_bytes(b"old and complete")
+
+    def chunks():
+        yield b"new"
+        raise TimeoutError("read timed out")
+
+    with pytest.raises(TimeoutError):
+        write_atomically(f"file://{target}", chunks())
+    assert target.read_bytes() == b"old and complete"
+
+
+def test_xcom_guard_names_destination():
+    with pytest.raises(OutputTooLargeError, match="destination=") as caught:
+        read_for_xcom(iter([b"x" * 600, b"y" * 600, b"z" * 600]), "the result", limit=1000)
+    assert caught.value.size == 1800
+    assert read_for_xcom(iter([b"x" * 600]), "the result", limit=1000) == b"x" * 600
+
+
+def test_xcom_limit_comes_from_config(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__TASK_RUNS__XCOM_MAX_BYTES", "10")
+    with pytest.raises(OutputTooLargeError, match="over the XCom limit of 10 bytes"):
+        read_for_xcom(iter([b"01234567890"]), "the result")
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs", "a/../../b", "", "a//b"])
+def test_join_destination_refuses_escapes(name, output_dir):
+    with pytest.raises(ValueError, match="refusing output name"):
+        join_destination(f"file://{output_dir}/", name)
+
+
+def test_destination_must_be_a_uri():
+    with pytest.raises(ValueError, match="not a URI"):
+        write_bytes_atomically("/tmp/plain/path", b"x")
