@@ -12,7 +12,7 @@ import sys
 
 ROUNDS = 15
 
-BASE = "import time; t=time.perf_counter(); import airflow.sdk; t1=time.perf_counter(); {extra}; t2=time.perf_counter(); print(t2-t1)"
+BASE = "import time; import airflow.sdk; t1=time.perf_counter(); {extra}; t2=time.perf_counter(); print(t2-t1)"
 
 
 def _time(module: str | None) -> float:

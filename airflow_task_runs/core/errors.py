@@ -40,7 +40,7 @@ class ApiError(TaskRunsError):
         retryable: bool = False,
     ) -> None:
         self.cloud = cloud
-        self.status_code = status_code
+        self.status_code = status_code  # type: ignore[assignment]  # shadows AirflowException's API status
         self.code = code
         self.message = message
         self.request_id = request_id

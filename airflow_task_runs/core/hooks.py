@@ -69,7 +69,7 @@ class TaskRunHook(BaseHook):
             return dict(raw)
         try:
             parsed = json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ConnectionConfigError(conn.conn_id, "extra", f"is not valid JSON ({exc.msg})") from None
         if not isinstance(parsed, dict):
             raise ConnectionConfigError(conn.conn_id, "extra", "must be a JSON object")

@@ -245,7 +245,12 @@ class ApiSession:
 
     @contextmanager
     def stream(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Iterator[httpx.Response]:
         """A streamed response; connecting is retried, the body is read by the caller."""
         request = self._build(self.client, method, path, params, None, None, headers)
@@ -257,7 +262,7 @@ class ApiSession:
                 self._accept(request, response)
             return response
 
-        response = self._retrying(True)(attempt)
+        response: httpx.Response = self._retrying(True)(attempt)
         try:
             yield response
         finally:
@@ -265,7 +270,12 @@ class ApiSession:
 
     @asynccontextmanager
     async def astream(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[httpx.Response]:
         request = self._build(self.aclient, method, path, params, None, None, headers)
 
@@ -276,7 +286,7 @@ class ApiSession:
                 self._accept(request, response)
             return response
 
-        response = await self._aretrying(True)(attempt)
+        response: httpx.Response = await self._aretrying(True)(attempt)
         try:
             yield response
         finally:
@@ -397,7 +407,7 @@ class ApiSession:
             return True
         # Do not start a wait that would end past the total budget.
         upcoming = self._wait_bound(state)[0] if state.outcome else 0
-        return (state.seconds_since_start + upcoming) > self.retry.max_elapsed
+        return ((state.seconds_since_start or 0.0) + upcoming) > self.retry.max_elapsed
 
     def _retrying(self, retry_ok: bool) -> tenacity.Retrying:
         return tenacity.Retrying(

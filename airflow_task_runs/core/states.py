@@ -70,7 +70,7 @@ class StatusTable:
     timeout bounds the wait, so a cloud adding a status never fails a DAG by itself.
     """
 
-    def __init__(self, cloud: str, table: Mapping[RunState, tuple[str, ...]], *, case_sensitive: bool = True):
+    def __init__(self, cloud: str, table: Mapping[RunState, tuple[str, ...]], *, case_sensitive: bool = True) -> None:
         self.cloud = cloud
         self._case_sensitive = case_sensitive
         self._map: dict[str, RunState] = {}

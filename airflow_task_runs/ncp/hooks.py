@@ -177,9 +177,7 @@ class NclueHook(HttpTaskRunHook):
 
     @staticmethod
     def status_of(run: TaskRun) -> RunStatus:
-        return TASK_RUN_STATES.status(
-            run.status, message=run.fail_message, details=run.model_dump(mode="json")
-        )
+        return TASK_RUN_STATES.status(run.status, message=run.fail_message, details=run.model_dump(mode="json"))
 
     def get_status(self, run_id: str) -> RunStatus:
         return self.status_of(self.get_task_run(run_id))
@@ -194,9 +192,7 @@ class NclueHook(HttpTaskRunHook):
             import boto3
             from botocore.config import Config
         except ImportError as exc:  # pragma: no cover - depends on extras
-            raise ImportError(
-                "Reading NCLUE result files needs boto3: pip install 'airflow-task-runs[ncp]'"
-            ) from exc
+            raise ImportError("Reading NCLUE result files needs boto3: pip install 'airflow-task-runs[ncp]'") from exc
         conn = self.connection
         access_key, secret_key = self._credentials(conn)
         extra = self.extra_of(conn)

@@ -28,8 +28,13 @@ def _polls(emu, run_id):
 
 def test_429_with_retry_after_is_retried(ncp):
     emu, run_id = ncp
-    emu.inject("status", status=429, headers={"Retry-After": "0"}, match="/api/v1/task-runs/",
-               body=b'{"error": {"errorCode": "400", "message": "Exceeded rate limit"}}')
+    emu.inject(
+        "status",
+        status=429,
+        headers={"Retry-After": "0"},
+        match="/api/v1/task-runs/",
+        body=b'{"error": {"errorCode": "400", "message": "Exceeded rate limit"}}',
+    )
     status = NclueHook().get_status(run_id)
     assert status.raw_status == "in_progress"
     assert _polls(emu, run_id) == 2
@@ -62,8 +67,12 @@ def test_connection_reset_is_retried(ncp):
 
 def test_403_fails_at_once_with_the_cloud_code(ncp):
     emu, run_id = ncp
-    emu.inject("status", status=403, match="/api/v1/task-runs/",
-               body=b'{"error": {"errorCode": "210", "message": "Permission Denied"}}')
+    emu.inject(
+        "status",
+        status=403,
+        match="/api/v1/task-runs/",
+        body=b'{"error": {"errorCode": "210", "message": "Permission Denied"}}',
+    )
     with pytest.raises(ApiError) as caught:
         NclueHook().get_status(run_id)
     assert caught.value.status_code == 403

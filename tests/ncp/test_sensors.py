@@ -124,7 +124,7 @@ def test_deferrable_failure_raises_the_same_error_as_poke(emu, mocker):
     run_id = emu.add_run(lifecycle=[("in_progress", 1), ("failed", 0)], fail_message="bad feature")
     sensor = _sensor(run_id, deferrable=True)
     method, trigger = _defer(sensor, _context(mocker))
-    with pytest.raises(RunFailedError, match="NCLUE task run .* ended failed .*bad feature"):
+    with pytest.raises(RunFailedError, match=r"NCLUE task run .* ended failed .*bad feature"):
         getattr(sensor, method)(_context(mocker), _run_trigger(trigger))
 
 
