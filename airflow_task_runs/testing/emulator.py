@@ -62,6 +62,5 @@ class Emulator:
     def connection_env(self) -> dict[str, str]:
         """``AIRFLOW_CONN_*`` variables (JSON form) for every default connection."""
         return {
-            f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
-            for conn_id, conn in self.airflow_connections().items()
+            f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in self.airflow_connections().items()
         }

@@ -45,9 +45,7 @@ class Reply:
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
-        return cls(
-            status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})}
-        )
+        return cls(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
 
 
 @dataclass
@@ -137,9 +135,7 @@ class EmulatorServer:
     def requests_to(self, path_prefix: str, method: str | None = None) -> list[Request]:
         with self._lock:
             return [
-                r
-                for r in self.requests
-                if r.path.startswith(path_prefix) and (method is None or r.method == method)
+                r for r in self.requests if r.path.startswith(path_prefix) and (method is None or r.method == method)
             ]
 
     def reset_log(self) -> None:
