@@ -312,6 +312,10 @@ class ApiSession:
         return client.build_request(method, self.url(path, params), content=content, headers=request_headers)
 
     # -- responses ---------------------------------------------------------------------------
+    def request_id_of(self, response: httpx.Response) -> str | None:
+        """The cloud's request id for a response (header first, then body), for logs and XCom."""
+        return self._request_id(response, _body_request_id(_json_or_none(response)))
+
     def _request_id(self, response: httpx.Response, body_id: str | None = None) -> str | None:
         for name in self.dialect.request_id_headers:
             if value := response.headers.get(name):

@@ -163,21 +163,29 @@ class NclueHook(HttpTaskRunHook):
                 return
 
     def get_task_run(self, run_id: str) -> TaskRun:
-        from airflow_task_runs.ncp.models import TaskRun
-
-        body, _ = self.session.request_json("GET", self._run_path(run_id))
-        return TaskRun.model_validate(body)
+        session = self.session
+        return self._task_run(session, *session.request_json("GET", self._run_path(run_id)))
 
     async def aget_task_run(self, run_id: str) -> TaskRun:
+        session = await self.asession()
+        return self._task_run(session, *await session.arequest_json("GET", self._run_path(run_id)))
+
+    @staticmethod
+    def _task_run(session: ApiSession, body: Any, response: httpx.Response) -> TaskRun:
         from airflow_task_runs.ncp.models import TaskRun
 
-        session = await self.asession()
-        body, _ = await session.arequest_json("GET", self._run_path(run_id))
-        return TaskRun.model_validate(body)
+        run = TaskRun.model_validate(body)
+        run.request_id = session.request_id_of(response)
+        return run
 
     @staticmethod
     def status_of(run: TaskRun) -> RunStatus:
-        return TASK_RUN_STATES.status(run.status, message=run.fail_message, details=run.model_dump(mode="json"))
+        return TASK_RUN_STATES.status(
+            run.status,
+            message=run.fail_message,
+            request_id=run.request_id,
+            details=run.model_dump(mode="json"),
+        )
 
     def get_status(self, run_id: str) -> RunStatus:
         return self.status_of(self.get_task_run(run_id))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 
 class _Model(BaseModel):
@@ -24,6 +24,16 @@ class TaskRun(_Model):
     result_file_path: str | None = None
     line_count: int | None = None
     fail_message: str | None = None
+    #: the API Gateway's trace id of the response this came from (not a field of the API)
+    _request_id: str | None = PrivateAttr(default=None)
+
+    @property
+    def request_id(self) -> str | None:
+        return self._request_id
+
+    @request_id.setter
+    def request_id(self, value: str | None) -> None:
+        self._request_id = value
 
 
 class TaskRunList(_Model):

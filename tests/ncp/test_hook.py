@@ -34,6 +34,7 @@ def test_every_status_maps(emu, raw, state):
     assert status.state is state
     assert status.raw_status == raw
     assert status.details["run_id"] == run_id
+    assert status.request_id  # the gateway's trace id, for support tickets
     if raw == "failed":
         assert status.message == "boom"
 
