@@ -9,7 +9,10 @@ from airflow_task_runs.testing.s3 import S3Store
 from airflow_task_runs.testing.server import EmulatorServer
 
 #: import paths of the cloud emulators; a new cloud adds one line here.
-CLOUD_EMULATORS: tuple[str, ...] = ("airflow_task_runs.testing.ncp.NclueEmulator",)
+CLOUD_EMULATORS: tuple[str, ...] = (
+    "airflow_task_runs.testing.ncp.NclueEmulator",
+    "airflow_task_runs.testing.oci.OciEmulator",
+)
 
 
 def _load(path: str) -> type[EmulatorServer]:
