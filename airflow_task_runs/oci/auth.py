@@ -110,7 +110,7 @@ class OciRequestSigner(httpx.Auth):
         user: str,
         fingerprint: str,
         private_key: RSAPrivateKey,
-        date_provider: Callable[[], str] = http_date,
+        date_provider: Callable[[], str] | None = None,
     ) -> None:
         self.key_id = f"{tenancy}/{user}/{fingerprint}"
         self._private_key = private_key
@@ -125,7 +125,7 @@ class OciRequestSigner(httpx.Auth):
         from cryptography.hazmat.primitives.asymmetric import padding
 
         method = request.method.upper()
-        request.headers["date"] = self._date_provider()
+        request.headers["date"] = self._date_provider() if self._date_provider else http_date()
         if "host" not in request.headers:
             request.headers["host"] = request.url.netloc.decode("ascii")
         names: tuple[str, ...] = GENERIC_HEADERS
