@@ -7,8 +7,10 @@ retry; they plug those in through :class:`ApiDialect`. Everything else is here, 
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -123,6 +125,35 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
+@functools.lru_cache(maxsize=8)
+def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """One SSL context per setting per process: building one costs ~30 ms (loading the CA
+    bundle), which a triggerer with hundreds of hooks should pay once, not per hook."""
+    if verify is False:
+        return False
+    if verify is True:
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    import os
+
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)
+
+
+def _verify_setting(value: Any) -> bool | str:
+    """A connection's ``verify`` extra: true/false (also as strings) or a CA bundle path."""
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes", ""):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        return value
+    return bool(value)
+
+
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -151,7 +182,7 @@ class ApiSession:
         self.auth = auth
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
-        self.verify = verify
+        self.verify = _verify_setting(verify)
         self.headers = dict(headers or {})
         self._transport = transport
         self._async_transport = async_transport
@@ -165,7 +196,7 @@ class ApiSession:
             self._client = httpx.Client(
                 auth=self.auth,
                 timeout=self.timeouts.to_httpx(),
-                verify=self.verify,
+                verify=_ssl_context(self.verify),
                 headers=self.headers,
                 transport=self._transport,
                 follow_redirects=False,
@@ -178,7 +209,7 @@ class ApiSession:
             self._aclient = httpx.AsyncClient(
                 auth=self.auth,
                 timeout=self.timeouts.to_httpx(),
-                verify=self.verify,
+                verify=_ssl_context(self.verify),
                 headers=self.headers,
                 transport=self._async_transport,
                 follow_redirects=False,

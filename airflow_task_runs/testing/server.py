@@ -69,6 +69,7 @@ class Fault:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # the default backlog of 5 drops connections when many triggers poll at once
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Injected resets make clients hang up mid-answer; that is expected, not news."""

@@ -157,3 +157,24 @@ def test_error_never_carries_the_secret(ncp, captured_logs):
     text = captured_logs()
     assert "retry 2 of" in text
     assert emu.secret_key not in text
+
+
+def test_tls_verification_is_on_by_default_and_shared():
+    from airflow_task_runs.core.http import _ssl_context
+
+    one = ApiSession("https://example.invalid", dialect=ApiDialect(cloud="x"))
+    two = ApiSession("https://example.invalid", dialect=ApiDialect(cloud="x"))
+    assert one.verify is True
+    # One CA bundle load per process, however many hooks a triggerer holds.
+    assert _ssl_context(one.verify) is _ssl_context(two.verify)
+    import ssl
+
+    assert _ssl_context(True).verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize(
+    ("raw", "setting"),
+    [("false", False), ("False", False), (False, False), ("true", True), ("/etc/ca.pem", "/etc/ca.pem")],
+)
+def test_verify_extra_is_parsed(raw, setting):
+    assert ApiSession("https://x", dialect=ApiDialect(cloud="x"), verify=raw).verify == setting
