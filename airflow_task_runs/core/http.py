@@ -190,30 +190,26 @@ class ApiSession:
         self._aclient: httpx.AsyncClient | None = None
 
     # -- clients -----------------------------------------------------------------------------
+    def _client_options(self) -> dict[str, Any]:
+        """What the sync and the async client share: auth, timeouts, TLS, headers."""
+        return {
+            "auth": self.auth,
+            "timeout": self.timeouts.to_httpx(),
+            "verify": _ssl_context(self.verify),
+            "headers": self.headers,
+            "follow_redirects": False,
+        }
+
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(
-                auth=self.auth,
-                timeout=self.timeouts.to_httpx(),
-                verify=_ssl_context(self.verify),
-                headers=self.headers,
-                transport=self._transport,
-                follow_redirects=False,
-            )
+            self._client = httpx.Client(transport=self._transport, **self._client_options())
         return self._client
 
     @property
     def aclient(self) -> httpx.AsyncClient:
         if self._aclient is None:
-            self._aclient = httpx.AsyncClient(
-                auth=self.auth,
-                timeout=self.timeouts.to_httpx(),
-                verify=_ssl_context(self.verify),
-                headers=self.headers,
-                transport=self._async_transport,
-                follow_redirects=False,
-            )
+            self._aclient = httpx.AsyncClient(transport=self._async_transport, **self._client_options())
         return self._aclient
 
     def close(self) -> None:
@@ -444,23 +440,20 @@ class ApiSession:
         upcoming = self._wait_bound(state)[0] if state.outcome else 0
         return ((state.seconds_since_start or 0.0) + upcoming) > self.retry.max_elapsed
 
+    def _retry_options(self, retry_ok: bool) -> dict[str, Any]:
+        return {
+            "retry": tenacity.retry_if_exception(self._should_retry) if retry_ok else tenacity.retry_never,
+            "stop": self._stop,
+            "wait": self._wait,
+            "before_sleep": self._before_sleep,
+            "reraise": True,
+        }
+
     def _retrying(self, retry_ok: bool) -> tenacity.Retrying:
-        return tenacity.Retrying(
-            retry=tenacity.retry_if_exception(self._should_retry) if retry_ok else tenacity.retry_never,
-            stop=self._stop,
-            wait=self._wait,
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
+        return tenacity.Retrying(**self._retry_options(retry_ok))
 
     def _aretrying(self, retry_ok: bool) -> tenacity.AsyncRetrying:
-        return tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(self._should_retry) if retry_ok else tenacity.retry_never,
-            stop=self._stop,
-            wait=self._wait,
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
+        return tenacity.AsyncRetrying(**self._retry_options(retry_ok))
 
 
 def _body_request_id(body: Any) -> str | None:
