@@ -270,7 +270,9 @@ def item_chunks(index: int, item: RunOutputData) -> Iterator[bytes]:
         raise _integrity(
             f"{what}: compression {compression!r} is not one this provider decodes ({', '.join(COMPRESSIONS)})"
         )
-    return _checked(chunks, declared_length(index, item), what, _TextValidator(charset, what) if is_text(item) else None)
+    return _checked(
+        chunks, declared_length(index, item), what, _TextValidator(charset, what) if is_text(item) else None
+    )
 
 
 def _checked(

@@ -408,7 +408,11 @@ class OciEmulator(EmulatorServer):
         from cryptography.hazmat.primitives.asymmetric import padding
 
         def denied(why: str) -> Reply:
-            return _error(401, "NotAuthenticated", f"The required information to complete authentication was not provided or was incorrect: {why}")
+            return _error(
+                401,
+                "NotAuthenticated",
+                f"The required information to complete authentication was not provided or was incorrect: {why}",
+            )
 
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Signature "):
@@ -502,7 +506,7 @@ class OciEmulator(EmulatorServer):
         try:
             output_key = request.json()["outputKey"]
         except (ValueError, KeyError, TypeError):
-            return _error(400, "InvalidParameter", "body must be {\"outputKey\": \"...\"}", rid)
+            return _error(400, "InvalidParameter", 'body must be {"outputKey": "..."}', rid)
         if not isinstance(output_key, str) or not 1 <= len(output_key) <= 100:
             return _error(400, "InvalidParameter", "outputKey must be 1 to 100 characters", rid)
         body = self.outputs.get((platform, workspace, key, output_key))

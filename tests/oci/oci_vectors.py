@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (signatures are long by nature)
 """Oracle's signing vectors (oci 2.189.0, oci.signer.Signer, throwaway test key), copied from the
 project's shared vectors so the tests need nothing outside the repository."""
 

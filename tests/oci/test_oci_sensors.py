@@ -1,0 +1,151 @@
+"""Both OCI status tables, every status, in poke, reschedule and deferrable mode (against the emulator)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException, TaskDeferred
+
+from airflow_task_runs.core.errors import RunFailedError
+from airflow_task_runs.core.triggers import TaskRunTrigger
+from airflow_task_runs.oci.sensors import OciMlflowRunSensor, OciTaskRunSensor
+from airflow_task_runs.testing.oci import PLATFORM_ID, WORKSPACE_KEY
+
+TASK_RUN = {
+    "PENDING": "pending",
+    "QUEUED": "pending",
+    "BLOCKED": "pending",
+    "PAUSED_MAINTENANCE": "pending",
+    "RUNNING": "pending",
+    "CANCELING": "pending",
+    "SUCCESS": "success",
+    "FAILED": "failed",
+    "INTERNAL_ERROR": "failed",
+    "UPSTREAM_FAILED": "failed",
+    "TIMED_OUT": "failed",
+    "CANCELED": "failed",
+    "UPSTREAM_CANCELED": "failed",
+    "SKIPPED": "skipped",
+    "EXCLUDED": "skipped",
+}
+MLFLOW = {
+    "SCHEDULED": "pending",
+    "RUNNING": "pending",
+    "FINISHED": "success",
+    "FAILED": "failed",
+    "INTERNAL_ERROR": "failed",
+    "KILLED": "failed",
+}
+MODES = ("poke", "reschedule", "deferrable")
+
+
+@pytest.fixture
+def emu(task_runs_connections):
+    return task_runs_connections.oci
+
+
+def _context(mocker):
+    ti = mocker.MagicMock()
+    ti.get_first_reschedule_date.return_value = None
+    return {"ti": ti}
+
+
+def _sensor(kind, ref, mode):
+    kwargs = {"task_id": "wait", "poke_interval": 0.05, "timeout": 30}
+    if mode == "reschedule":
+        kwargs["mode"] = "reschedule"
+    if mode == "deferrable":
+        kwargs["deferrable"] = True
+    if kind == "task":
+        return OciTaskRunSensor(
+            ai_data_platform_id=PLATFORM_ID, workspace_key=WORKSPACE_KEY, task_run_key=ref, **kwargs
+        )
+    return OciMlflowRunSensor(ai_data_platform_id=PLATFORM_ID, workspace_key=WORKSPACE_KEY, run_id=ref, **kwargs)
+
+
+def _run_trigger(trigger):
+    async def first():
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("no event")
+
+    return asyncio.run(first())
+
+
+def _run(sensor, context):
+    """Run the sensor in its mode to the end; return its XCom value or raise what it raises."""
+    if getattr(sensor, "deferrable", False):
+        try:
+            return sensor.execute(context)
+        except TaskDeferred as deferred:
+            _, kwargs = deferred.trigger.serialize()
+            trigger = TaskRunTrigger(**json.loads(json.dumps(kwargs)))
+            event = _run_trigger(trigger)
+            return getattr(sensor, deferred.method_name)(context, event)
+    if sensor.mode == "reschedule":
+        reschedules = 0
+        while True:
+            try:
+                return sensor.execute(context)
+            except AirflowRescheduleException:
+                reschedules += 1
+                assert reschedules < 20
+    return sensor.execute(context)
+
+
+def _cases(table):
+    return [(status, outcome, mode) for status, outcome in table.items() for mode in MODES]
+
+
+@pytest.mark.parametrize(("status", "outcome", "mode"), _cases(TASK_RUN))
+def test_task_run_status(emu, mocker, status, outcome, mode):
+    steps = [("QUEUED", 1), ("RUNNING", 1), (status, 0)] if outcome != "pending" else [(status, 0)]
+    key = emu.add_task_run(lifecycle=steps, state_message=f"why {status}", error_trace="Traceback: line 1")
+    sensor = _sensor("task", key, mode)
+    _check(sensor, _context(mocker), status, outcome, f"why {status}")
+
+
+@pytest.mark.parametrize(("status", "outcome", "mode"), _cases(MLFLOW))
+def test_mlflow_run_status(emu, mocker, status, outcome, mode):
+    steps = [("SCHEDULED", 1), ("RUNNING", 1), (status, 0)] if outcome != "pending" else [(status, 0)]
+    run_id = emu.add_experiment_run(lifecycle=steps, metrics={"acc": 0.9})
+    _check(_sensor("mlflow", run_id, mode), _context(mocker), status, outcome, f"ended {status}")
+
+
+def _check(sensor, context, status, outcome, reason):
+    if outcome == "pending":
+        sensor.timeout = 0.3
+        if sensor.mode == "reschedule":
+            # Not terminal: every poke asks to be rescheduled.
+            with pytest.raises(AirflowRescheduleException):
+                sensor.execute(context)
+            return
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+
+        with pytest.raises(AirflowSensorTimeout):
+            _run(sensor, context)
+        return
+    if outcome == "success":
+        result = _run(sensor, context)
+        assert result["raw_status"] == status and result["state"] == "SUCCEEDED"
+    elif outcome == "skipped":
+        with pytest.raises(AirflowSkipException, match=status):
+            _run(sensor, context)
+    else:
+        with pytest.raises(RunFailedError) as caught:
+            _run(sensor, context)
+        assert caught.value.status.raw_status == status
+        assert reason in str(caught.value)
+        if isinstance(sensor, OciTaskRunSensor):
+            assert "Traceback: line 1" in str(caught.value)
+
+
+def test_sensor_pushes_its_console_link(emu, mocker):
+    key = emu.add_task_run(lifecycle=["SUCCESS"])
+    context = _context(mocker)
+    _sensor("task", key, "poke").execute(context)
+    pushed = {c.kwargs["key"]: c.kwargs["value"] for c in context["ti"].xcom_push.call_args_list}
+    url = pushed["_link_OciTaskRunLink"]
+    assert url.startswith("https://cloud.oracle.com/ai-data-platform/") and key in url and "region=us-ashburn-1" in url
