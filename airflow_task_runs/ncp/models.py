@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import Field
+
+from airflow_task_runs.core.models import ApiModel
 
 
-class _Model(BaseModel):
-    # Clouds add fields: keep unknown ones, be strict about the types of known ones.
-    model_config = ConfigDict(extra="allow", strict=False)
-
-
-class TaskRun(_Model):
+class TaskRun(ApiModel):
     run_id: str
     run_name: str | None = None
     task_id: str | None = None
@@ -24,19 +21,9 @@ class TaskRun(_Model):
     result_file_path: str | None = None
     line_count: int | None = None
     fail_message: str | None = None
-    #: the API Gateway's trace id of the response this came from (not a field of the API)
-    _request_id: str | None = PrivateAttr(default=None)
-
-    @property
-    def request_id(self) -> str | None:
-        return self._request_id
-
-    @request_id.setter
-    def request_id(self, value: str | None) -> None:
-        self._request_id = value
 
 
-class TaskRunList(_Model):
+class TaskRunList(ApiModel):
     index: int = 0
     limit: int = 20
     total: int = 0

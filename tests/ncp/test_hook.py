@@ -146,3 +146,14 @@ def test_no_secret_in_logs(emu, captured_logs, mocker):
     text = captured_logs()
     assert "503" in text  # the retry was logged...
     assert emu.secret_key not in text  # ...without the secret
+
+
+def test_models_keep_unknown_fields_and_check_known_types():
+    from pydantic import ValidationError
+
+    from airflow_task_runs.ncp.models import TaskRun
+
+    run = TaskRun.model_validate({"run_id": "r", "status": "completed", "gpu_hours": 3})
+    assert run.model_dump()["gpu_hours"] == 3
+    with pytest.raises(ValidationError, match="line_count"):
+        TaskRun.model_validate({"run_id": "r", "status": "completed", "line_count": "many"})
