@@ -67,7 +67,9 @@ def test_connection_form_has_every_field_with_its_label(providers_manager, conn_
         assert widget.is_sensitive == (field["schema"].get("format") == "password")
     behaviour = providers_manager.field_behaviours[conn_type]
     assert behaviour["relabeling"] == declared["ui-field-behaviour"]["relabeling"]
-    hook = providers_manager.hooks[conn_type]
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    hook = ProvidersManagerTaskRuntime().hooks[conn_type]
     assert hook is not None
     assert hook.hook_class_name == declared["hook-class-name"]
 
