@@ -12,6 +12,7 @@ from airflow_task_runs.testing.server import EmulatorServer
 CLOUD_EMULATORS: tuple[str, ...] = (
     "airflow_task_runs.testing.ncp.NclueEmulator",
     "airflow_task_runs.testing.oci.OciEmulator",
+    "airflow_task_runs.testing.alibaba.RosEmulator",
 )
 
 
