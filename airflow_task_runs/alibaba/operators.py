@@ -119,7 +119,7 @@ class RosFetchAITaskOutputOperator(BaseOperator):
         what = f"ROS AI task {self.ai_task_id} ({task.TaskType or 'unknown type'}) output"
         if self.destination is None:
             return self._to_xcom(value, what)
-        return self._to_destination(task, value)
+        return self._to_destination(task, value, self.destination)
 
     def _check_succeeded(self, hook: RosHook, task: AITask) -> None:
         from airflow_task_runs.core.errors import RunFailedError, RunNotFinishedError
@@ -164,11 +164,11 @@ class RosFetchAITaskOutputOperator(BaseOperator):
         guard_xcom_size(what, len(json.dumps(safe).encode()))
         return safe
 
-    def _to_destination(self, task: AITask, value: Any) -> dict[str, Any]:
+    def _to_destination(self, task: AITask, value: Any, destination: ObjectStoragePath | str) -> dict[str, Any]:
         from airflow_task_runs.core.outputs import as_object_storage_path, write_bytes_atomically
 
-        text = str(self.destination)
-        target = as_object_storage_path(self.destination)  # type: ignore[arg-type]
+        text = str(destination)
+        target = as_object_storage_path(destination)
         is_folder = text.endswith("/") or (target.exists() and target.is_dir())
         fmt = format_of("" if is_folder else text, self.output_format)
         if is_folder:

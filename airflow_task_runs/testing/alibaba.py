@@ -218,8 +218,8 @@ class RosEmulator(EmulatorServer):
         if not (credential and signed and claimed):
             return _error(400, "IncompleteSignature", "Authorization needs Credential, SignedHeaders and Signature.")
         secret, denied = self._secret_for(credential, request)
-        if denied is not None:
-            return denied
+        if denied is not None or secret is None:
+            return denied or _error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
         for name in ("x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256", "x-acs-action", "x-acs-version"):
             if not headers.get(name):
                 return _error(400, "MissingParameter", f"The input parameter {name} that is mandatory is not supplied.")
@@ -250,7 +250,7 @@ class RosEmulator(EmulatorServer):
             [request.method, split.path or "/", query, canonical_headers, signed, headers["x-acs-content-sha256"]]
         )
         to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
-        expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()  # type: ignore[union-attr]
+        expected = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, claimed):
             return _error(
                 400,
