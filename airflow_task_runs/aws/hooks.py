@@ -1,0 +1,418 @@
+"""AWS HealthOmics runs and run tasks, on the amazon provider's ``omics`` client.
+
+The hook is an :class:`AwsBaseHook`: the ``aws`` connection's credentials, role assumption,
+region, ``endpoint_url``, ``service_config`` and ``config_kwargs`` all work as in the amazon
+provider. It also fulfils the core hook contract (``get_task_status`` / ``get_run_status``
+and their ``a``-prefixed async twins, ``aclose``), so the core sensor and trigger serve it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+from airflow_task_runs.core.errors import ApiError
+from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+
+    from airflow_task_runs.aws.models import Run, RunTask, TaskListItem
+
+CLOUD = "AWS HealthOmics"
+DEFAULT_LOG_GROUP = "/aws/omics/WorkflowLog"
+#: botocore retry settings used when neither the hook nor the connection sets ``retries``
+DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 5}
+
+TASK_STATES = StatusTable(
+    CLOUD,
+    {
+        RunState.PENDING: ("PENDING", "STARTING"),
+        RunState.RUNNING: ("RUNNING", "STOPPING"),
+        RunState.SUCCEEDED: ("COMPLETED",),
+        RunState.FAILED: ("FAILED",),
+        RunState.CANCELLED: ("CANCELLED",),
+    },
+)
+
+RUN_STATES = StatusTable(
+    CLOUD,
+    {
+        RunState.PENDING: ("PENDING", "STARTING"),
+        RunState.RUNNING: ("RUNNING", "STOPPING"),
+        RunState.SUCCEEDED: ("COMPLETED",),
+        RunState.FAILED: ("FAILED",),
+        RunState.CANCELLED: ("CANCELLED", "DELETED"),
+    },
+)
+
+_LOG_STREAM_ARN = re.compile(
+    r"^arn:(?P<partition>[^:]+):logs:[^:]*:[^:]*:log-group:(?P<group>.+?):log-stream:(?P<stream>.*)$"
+)
+
+
+def parse_log_stream(log_stream: str, default_group: str = DEFAULT_LOG_GROUP) -> tuple[str, str]:
+    """``(log group, log stream)`` from a task's ``logStream``: a full log-stream ARN or a bare name."""
+    if not log_stream or not log_stream.strip():
+        raise ValueError("the task has no logStream: HealthOmics has not created its log yet")
+    match = _LOG_STREAM_ARN.match(log_stream.strip())
+    if match:
+        return match.group("group"), match.group("stream")
+    if log_stream.startswith("arn:"):
+        raise ValueError(
+            f"logStream {log_stream!r} is an ARN but not a CloudWatch Logs log-stream ARN "
+            "(arn:aws:logs:<region>:<account>:log-group:<group>:log-stream:<stream>)"
+        )
+    return default_group, log_stream.strip()
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``(bucket, key prefix)`` of an ``s3://bucket/prefix`` URI."""
+    if not uri or not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"{uri!r} names no bucket")
+    return bucket, prefix
+
+
+def failure_reason(failure: str | None, message: str | None) -> str | None:
+    """HealthOmics splits the reason in two: ``failureReason`` (a code) and ``statusMessage`` (words)."""
+    parts = [p.strip() for p in (failure, message) if p and p.strip()]
+    if not parts:
+        return None
+    if len(parts) == 2 and parts[0] == parts[1]:
+        return parts[0]
+    return ": ".join(parts)
+
+
+def api_error(exc: Exception, operation: str, what: str = "") -> Exception:
+    """A botocore error as the core :class:`ApiError`: the API's error name, HTTP status, request id."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    suffix = f" ({what})" if what else ""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {}) or {}
+        meta = exc.response.get("ResponseMetadata", {}) or {}
+        status = meta.get("HTTPStatusCode")
+        code = err.get("Code") or None
+        message = err.get("Message") or f"{operation} failed"
+        hint = ""
+        if code == "ResourceNotFoundException":
+            hint = "; check the run id / task id and the region of the connection"
+        elif code in ("AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"):
+            hint = "; check the aws connection's credentials and that its role allows this call"
+        return ApiError(
+            cloud=CLOUD,
+            status_code=int(status) if status is not None else None,
+            code=code,
+            message=f"{operation}{suffix}: {message}{hint}",
+            request_id=meta.get("RequestId") or None,
+            retryable=code in ("ThrottlingException", "InternalServerException", "RequestTimeoutException"),
+        )
+    if isinstance(exc, NoCredentialsError):
+        return ApiError(
+            cloud=CLOUD,
+            status_code=None,
+            code="NoCredentials",
+            message=f"{operation}{suffix}: no AWS credentials found; set them in the aws connection "
+            "(login/password or role_arn) or in the worker's environment",
+        )
+    if isinstance(exc, BotoCoreError):
+        return ApiError(cloud=CLOUD, status_code=None, code=type(exc).__name__, message=f"{operation}{suffix}: {exc}")
+    return exc
+
+
+@contextlib.contextmanager
+def _mapped(operation: str, what: str = "") -> Iterator[None]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise api_error(exc, operation, what) from None
+
+
+def _strip(response: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    meta = response.get("ResponseMetadata") or {}
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}, meta.get("RequestId")
+
+
+class HealthOmicsHook(AwsBaseHook):
+    """HealthOmics ``GetRun`` / ``GetRunTask`` / ``ListRunTasks`` over the ``omics`` client.
+
+    :param aws_conn_id: an ``aws`` connection (as for every amazon-provider hook).
+    :param region_name: overrides the connection's region.
+    :param verify: TLS verification (bool or CA bundle path), as in the amazon provider.
+    :param botocore_config: botocore ``Config`` keyword arguments (a dict, so the trigger can
+        rebuild the hook); ``retries`` defaults to standard mode, 5 attempts (throttling and
+        5xx are retried by botocore; other 4xx fail at once).
+    """
+
+    def __init__(
+        self,
+        aws_conn_id: str | None = AwsBaseHook.default_conn_name,
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            client_type="omics",
+            config=dict(botocore_config) if botocore_config else None,
+        )
+        self._async_stack: contextlib.AsyncExitStack | None = None
+        self._async_client: Any = None
+
+    # -- client configuration ----------------------------------------------------------------
+    def _get_config(self, config: Config | None = None) -> Config:
+        """Default retries; no ``workflows-`` host prefix on a custom endpoint (it would mangle the host)."""
+        from botocore.config import Config
+
+        merged = super()._get_config(config)
+        extra: dict[str, Any] = {}
+        if merged.retries is None:
+            extra["retries"] = dict(DEFAULT_RETRIES)
+        if self.endpoint_url:
+            extra["inject_host_prefix"] = False
+        return merged.merge(Config(**extra)) if extra else merged
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The custom omics endpoint of the connection (``service_config.omics`` or ``endpoint_url``), if any."""
+        url: str | None = self.conn_config.get_service_endpoint_url(service_name="omics")
+        return url
+
+    def _mask_credentials(self) -> None:
+        from airflow_task_runs.core.secrets import mask_secrets
+
+        cfg = self.conn_config
+        mask_secrets(cfg.aws_secret_access_key, cfg.aws_session_token)
+
+    @property
+    def client(self) -> Any:
+        """The sync boto3 ``omics`` client (one per hook, reused)."""
+        self._mask_credentials()
+        return self.conn
+
+    async def aclient(self) -> Any:
+        """The aiobotocore ``omics`` client, opened once and kept until :meth:`aclose`.
+
+        Built like the amazon provider's own triggers do (``get_async_conn``): the connection
+        is read in a worker thread, never on the triggerer's event loop.
+        """
+        if self._async_client is None:
+            from asgiref.sync import sync_to_async
+
+            await sync_to_async(self._mask_credentials)()
+            stack = contextlib.AsyncExitStack()
+            self._async_client = await stack.enter_async_context(await self.get_async_conn())
+            self._async_stack = stack
+        return self._async_client
+
+    async def aclose(self) -> None:
+        """Close the async client; safe to call more than once (the core trigger calls it)."""
+        stack, self._async_stack, self._async_client = self._async_stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    def close(self) -> None:
+        """Nothing to release: boto3's client pool lives as long as the hook."""
+
+    # -- API ---------------------------------------------------------------------------------
+    @staticmethod
+    def _check_ids(run_id: str, run_task_id: str | None = None) -> None:
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise ValueError("run_id is empty: pass the HealthOmics run id (the number in the run's ARN)")
+        if run_task_id is not None and (not isinstance(run_task_id, str) or not run_task_id.strip()):
+            raise ValueError("run_task_id is empty: pass the HealthOmics task id (taskId in ListRunTasks)")
+
+    @staticmethod
+    def _run(response: dict[str, Any]) -> Run:
+        from airflow_task_runs.aws.models import Run
+
+        body, request_id = _strip(response)
+        run = Run.model_validate(body)
+        run.request_id = request_id
+        return run
+
+    @staticmethod
+    def _run_task(response: dict[str, Any]) -> RunTask:
+        from airflow_task_runs.aws.models import RunTask
+
+        body, request_id = _strip(response)
+        task = RunTask.model_validate(body)
+        task.request_id = request_id
+        return task
+
+    def get_run(self, run_id: str) -> Run:
+        """``GetRun``: the run, with its ``uuid``, ``outputUri`` and status."""
+        self._check_ids(run_id)
+        with _mapped("GetRun", f"run {run_id}"):
+            return self._run(self.client.get_run(id=run_id))
+
+    async def aget_run(self, run_id: str) -> Run:
+        self._check_ids(run_id)
+        client = await self.aclient()
+        with _mapped("GetRun", f"run {run_id}"):
+            return self._run(await client.get_run(id=run_id))
+
+    def get_run_task(self, run_id: str, run_task_id: str) -> RunTask:
+        """``GetRunTask``: one task of a run, every field of the API page and of botocore's shape."""
+        self._check_ids(run_id, run_task_id)
+        with _mapped("GetRunTask", f"run {run_id}, task {run_task_id}"):
+            return self._run_task(self.client.get_run_task(id=run_id, taskId=run_task_id))
+
+    async def aget_run_task(self, run_id: str, run_task_id: str) -> RunTask:
+        self._check_ids(run_id, run_task_id)
+        client = await self.aclient()
+        with _mapped("GetRunTask", f"run {run_id}, task {run_task_id}"):
+            return self._run_task(await client.get_run_task(id=run_id, taskId=run_task_id))
+
+    def list_run_tasks(self, run_id: str, status: str | None = None) -> list[TaskListItem]:
+        """``ListRunTasks``, every page; ``status`` filters on the task's status word."""
+        from airflow_task_runs.aws.models import TaskListItem
+
+        self._check_ids(run_id)
+        params: dict[str, Any] = {"id": run_id}
+        if status:
+            params["status"] = status
+        items: list[TaskListItem] = []
+        with _mapped("ListRunTasks", f"run {run_id}"):
+            for page in self.client.get_paginator("list_run_tasks").paginate(**params):
+                items.extend(TaskListItem.model_validate(item) for item in page.get("items", []))
+        return items
+
+    async def alist_run_tasks(self, run_id: str, status: str | None = None) -> list[TaskListItem]:
+        from airflow_task_runs.aws.models import TaskListItem
+
+        self._check_ids(run_id)
+        params: dict[str, Any] = {"id": run_id}
+        if status:
+            params["status"] = status
+        client = await self.aclient()
+        items: list[TaskListItem] = []
+        with _mapped("ListRunTasks", f"run {run_id}"):
+            async for page in client.get_paginator("list_run_tasks").paginate(**params):
+                items.extend(TaskListItem.model_validate(item) for item in page.get("items", []))
+        return items
+
+    # -- status (the core contract) ----------------------------------------------------------
+    @staticmethod
+    def run_status_of(run: Run) -> RunStatus:
+        return RUN_STATES.status(
+            run.status,
+            message=failure_reason(run.failureReason, run.statusMessage),
+            request_id=run.request_id,
+            details=run.model_dump(mode="json", exclude_none=True),
+        )
+
+    @staticmethod
+    def task_status_of(task: RunTask, run_id: str, run: Run | None = None) -> RunStatus:
+        details = {"runId": run_id, **task.model_dump(mode="json", exclude_none=True)}
+        if run is not None:
+            details["runUuid"] = run.uuid
+            details["runStatus"] = run.status
+        return TASK_STATES.status(
+            task.status,
+            message=failure_reason(task.failureReason, task.statusMessage),
+            request_id=task.request_id,
+            details=details,
+        )
+
+    def get_run_status(self, run_id: str) -> RunStatus:
+        return self.run_status_of(self.get_run(run_id))
+
+    async def aget_run_status(self, run_id: str) -> RunStatus:
+        return self.run_status_of(await self.aget_run(run_id))
+
+    def get_task_status(self, run_id: str, run_task_id: str) -> RunStatus:
+        """The task's status; once it is terminal the run's ``uuid`` joins the details (ids are reused)."""
+        task = self.get_run_task(run_id, run_task_id)
+        run = self.get_run(run_id) if TASK_STATES.lookup(task.status) in _TERMINAL_STATES else None
+        return self.task_status_of(task, run_id, run)
+
+    async def aget_task_status(self, run_id: str, run_task_id: str) -> RunStatus:
+        task = await self.aget_run_task(run_id, run_task_id)
+        run = await self.aget_run(run_id) if TASK_STATES.lookup(task.status) in _TERMINAL_STATES else None
+        return self.task_status_of(task, run_id, run)
+
+    # -- helpers for the operators -----------------------------------------------------------
+    def logs_client(self) -> Any:
+        """A CloudWatch Logs client on the same connection (``service_config.logs`` endpoint honoured)."""
+        return AwsBaseHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self._region_name,
+            verify=self._verify,
+            client_type="logs",
+            config=self._config,
+        ).conn
+
+    def s3_client(self) -> Any:
+        """An S3 client on the same connection (``service_config.s3`` endpoint honoured)."""
+        return AwsBaseHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self._region_name,
+            verify=self._verify,
+            client_type="s3",
+            config=self._config,
+        ).conn
+
+    def iter_log_events(
+        self, log_group: str, log_stream: str, page_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every event of a log stream, oldest first: ``nextForwardToken`` is followed until it repeats."""
+        client = self.logs_client()
+        params: dict[str, Any] = {"logGroupName": log_group, "logStreamName": log_stream, "startFromHead": True}
+        if page_size:
+            params["limit"] = page_size
+        token: str | None = None
+        what = f"log group {log_group}, stream {log_stream}"
+        while True:
+            call = dict(params, nextToken=token) if token else params
+            with _mapped("logs:GetLogEvents", what):
+                try:
+                    page = client.get_log_events(**call)
+                except Exception as exc:
+                    raise api_error(exc, "logs:GetLogEvents", what) from None
+            yield from page.get("events", [])
+            next_token = page.get("nextForwardToken")
+            if not next_token or next_token == token:
+                return
+            token = next_token
+
+    def iter_output_uris(self, output_uri: str) -> Iterator[str]:
+        """``s3://`` URIs of every object under ``output_uri``, all pages of ListObjectsV2."""
+        bucket, prefix = parse_s3_uri(output_uri)
+        client = self.s3_client()
+        with _mapped("s3:ListObjectsV2", output_uri):
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    yield f"s3://{bucket}/{obj['Key']}"
+
+    def console_region(self) -> str:
+        """The region the console links point at."""
+        region = self.region_name or self.conn_region_name
+        return str(region)
+
+    # -- UI ----------------------------------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:  # type: ignore[override]
+        """Reach HealthOmics with the connection (a not-found answer still proves signing works)."""
+        try:
+            self.get_run("0")
+        except ApiError as exc:
+            if exc.code in ("ResourceNotFoundException", "ValidationException"):
+                return True, f"Reached {CLOUD} in {self.region_name or 'the default region'} ({exc.code} for a probe)"
+            return False, str(exc)
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Reached {CLOUD} in {self.region_name or 'the default region'}"
+
+
+_TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
