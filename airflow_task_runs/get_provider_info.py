@@ -12,7 +12,7 @@ from typing import Any
 from airflow_task_runs import __version__
 
 #: one entry per cloud folder
-CLOUDS: tuple[str, ...] = ("ncp", "oci", "alibaba")
+CLOUDS: tuple[str, ...] = ("ncp", "oci", "alibaba", "aws")
 
 _LIST_KEYS = ("integrations", "connection-types", "hooks", "sensors", "operators", "extra-links")
 

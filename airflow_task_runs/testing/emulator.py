@@ -13,6 +13,7 @@ CLOUD_EMULATORS: tuple[str, ...] = (
     "airflow_task_runs.testing.ncp.NclueEmulator",
     "airflow_task_runs.testing.oci.OciEmulator",
     "airflow_task_runs.testing.alibaba.RosEmulator",
+    "airflow_task_runs.testing.aws.HealthOmicsEmulator",
 )
 
 

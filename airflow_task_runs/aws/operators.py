@@ -1,0 +1,238 @@
+"""Collect a HealthOmics run task's details and log, and a run's outputs.
+
+Imported by DAG files on every parse: the amazon provider and botocore load inside ``execute``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_task_runs.aws.links import HealthOmicsRunLink, HealthOmicsRunTaskLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_task_runs.aws.hooks import HealthOmicsHook
+    from airflow_task_runs.aws.models import Run
+
+
+class _HealthOmicsOperator(BaseOperator):
+    """Shared connection parameters, in the amazon provider's names."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+
+    @property
+    def hook(self) -> HealthOmicsHook:
+        from airflow_task_runs.aws.hooks import HealthOmicsHook
+
+        return HealthOmicsHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            botocore_config=self.botocore_config,
+        )
+
+
+class HealthOmicsGetRunTaskOperator(_HealthOmicsOperator):
+    """Push a run task's details (every ``GetRunTask`` field, JSON-safe) to XCom.
+
+    ``runId`` and the run's ``runUuid`` are added: run ids are reused after a run is deleted,
+    the uuid tells the runs apart.
+
+    :param run_id: the HealthOmics run id (templated).
+    :param run_task_id: the HealthOmics task id, ``taskId`` (templated; ``task_id`` is Airflow's).
+    :param aws_conn_id: an ``aws`` connection (amazon provider).
+    :param region_name: overrides the connection's region (templated).
+    """
+
+    template_fields: Sequence[str] = ("run_id", "run_task_id", "aws_conn_id", "region_name")
+    operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunTaskLink())
+
+    def __init__(self, *, run_id: str, run_task_id: str, **kwargs: Any) -> None:
+        super().__init__(run_id=run_id, **kwargs)
+        self.run_task_id = run_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_task_runs.aws.links import push_run_links
+        from airflow_task_runs.core.outputs import json_safe
+
+        hook = self.hook
+        push_run_links(context, hook, self.run_id, self.run_task_id)
+        task = hook.get_run_task(self.run_id, self.run_task_id)
+        run = hook.get_run(self.run_id)
+        self.log.info("HealthOmics run %s task %s (%s) is %s", self.run_id, self.run_task_id, task.name, task.status)
+        details: dict[str, Any] = json_safe(
+            {"runId": self.run_id, "runUuid": run.uuid, **task.model_dump(mode="json", exclude_none=True)}
+        )
+        return details
+
+
+def log_file_name(run_id: str, run_task_id: str) -> str:
+    return f"healthomics-run-{run_id}-task-{run_task_id}.log"
+
+
+class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
+    """Fetch a run task's whole log from CloudWatch Logs, to an ObjectStoragePath or to XCom.
+
+    The stream is the task's ``logStream`` (a full log-stream ARN naming group and stream, or a
+    bare stream name in ``log_group``); events are read oldest first, page after page, until
+    CloudWatch returns the same ``nextForwardToken`` twice (the end of the stream). Each event
+    becomes one line.
+
+    With ``destination`` (an ObjectStoragePath or URI; a folder when it ends with ``/``), the
+    lines are streamed there atomically and XCom gets ``{"uri", "size", "lines", ...}``.
+    Without it, XCom gets ``{"log": <text>, ...}`` under ``[task_runs] xcom_max_bytes``.
+
+    :param run_id: the HealthOmics run id (templated).
+    :param run_task_id: the HealthOmics task id (templated).
+    :param destination: file or folder to write to (templated); ``None`` returns the log to XCom.
+    :param log_group: the group of a bare stream name (default ``/aws/omics/WorkflowLog``).
+    :param page_size: events per GetLogEvents call (``limit``); ``None`` is CloudWatch's default.
+    :param aws_conn_id: an ``aws`` connection; ``service_config.logs`` in its extra is honoured.
+    """
+
+    template_fields: Sequence[str] = ("run_id", "run_task_id", "destination", "log_group", "aws_conn_id", "region_name")
+    operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunTaskLink())
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        run_task_id: str,
+        destination: ObjectStoragePath | str | None = None,
+        log_group: str | None = None,
+        page_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(run_id=run_id, **kwargs)
+        if page_size is not None and not 1 <= page_size <= 10000:
+            raise ValueError(f"page_size must be from 1 to 10000 (CloudWatch's bound), got {page_size!r}")
+        self.run_task_id = run_task_id
+        self.destination = destination
+        self.log_group = log_group
+        self.page_size = page_size
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_task_runs.aws.hooks import DEFAULT_LOG_GROUP, parse_log_stream
+        from airflow_task_runs.aws.links import push_run_links
+        from airflow_task_runs.core.errors import TaskRunsError
+        from airflow_task_runs.core.outputs import read_for_xcom, write_atomically
+
+        hook = self.hook
+        push_run_links(context, hook, self.run_id, self.run_task_id)
+        task = hook.get_run_task(self.run_id, self.run_task_id)
+        run = hook.get_run(self.run_id)
+        if not task.logStream:
+            raise TaskRunsError(
+                f"HealthOmics run {self.run_id} task {self.run_task_id} is {task.status} and has no logStream yet; "
+                "wait for it with HealthOmicsRunTaskSensor before fetching its log"
+            )
+        group, stream = parse_log_stream(task.logStream, self.log_group or DEFAULT_LOG_GROUP)
+        what = f"HealthOmics run {self.run_id} task {self.run_task_id} log ({group} {stream})"
+        counts = {"lines": 0, "size": 0}
+
+        def lines() -> Iterator[bytes]:
+            for event in hook.iter_log_events(group, stream, self.page_size):
+                line = (str(event.get("message", "")).rstrip("\n") + "\n").encode("utf-8")
+                counts["lines"] += 1
+                counts["size"] += len(line)
+                yield line
+
+        result: dict[str, Any] = {
+            "runId": self.run_id,
+            "runUuid": run.uuid,
+            "taskId": self.run_task_id,
+            "logGroup": group,
+            "logStream": stream,
+        }
+        if self.destination is None:
+            text = read_for_xcom(lines(), what).decode("utf-8")
+            self.log.info("Fetched %s: %d lines, %d bytes, to XCom", what, counts["lines"], counts["size"])
+            return {**result, "log": text, "lines": counts["lines"], "size": counts["size"]}
+        uri = write_atomically(self._target(), lines())
+        self.log.info("Fetched %s: %d lines, %d bytes, to %s", what, counts["lines"], counts["size"], uri)
+        return {**result, "uri": uri, "lines": counts["lines"], "size": counts["size"]}
+
+    def _target(self) -> ObjectStoragePath:
+        from airflow_task_runs.core.outputs import as_object_storage_path
+
+        target = as_object_storage_path(self.destination)  # type: ignore[arg-type]
+        if str(self.destination).endswith("/") or (target.exists() and target.is_dir()):
+            target = target / log_file_name(self.run_id, self.run_task_id)
+        return target
+
+
+def run_output_root(run: Run) -> str:
+    """Where a run's outputs are: ``runOutputUri``, else ``<outputUri>/<run id>/`` (HealthOmics' layout)."""
+    from airflow_task_runs.core.errors import TaskRunsError
+
+    root = run.runOutputUri or (posixpath.join(run.outputUri, run.id) if run.outputUri else None)
+    if not root:
+        raise TaskRunsError(f"HealthOmics run {run.id} has no outputUri: it was started without an output location")
+    return root.rstrip("/") + "/"
+
+
+class HealthOmicsListRunOutputsOperator(_HealthOmicsOperator):
+    """List a completed run's output objects (S3, every page) to XCom as ``s3://`` URIs.
+
+    Downstream tasks read them with ``ObjectStoragePath(uri, conn_id=...)``. XCom gets
+    ``{"runId", "runUuid", "outputUri", "uris"}``. A run that is not ``COMPLETED`` fails
+    (with its reason when it failed) unless ``require_completed=False``.
+
+    :param run_id: the HealthOmics run id (templated).
+    :param require_completed: refuse to list a run that has not completed.
+    :param aws_conn_id: an ``aws`` connection; ``service_config.s3`` in its extra is honoured.
+    """
+
+    template_fields: Sequence[str] = ("run_id", "aws_conn_id", "region_name")
+    operator_extra_links = (HealthOmicsRunLink(),)
+
+    def __init__(self, *, run_id: str, require_completed: bool = True, **kwargs: Any) -> None:
+        super().__init__(run_id=run_id, **kwargs)
+        self.require_completed = require_completed
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import json
+
+        from airflow_task_runs.aws.links import push_run_links
+        from airflow_task_runs.core.errors import RunFailedError, RunNotFinishedError
+        from airflow_task_runs.core.outputs import guard_xcom_size
+        from airflow_task_runs.core.states import RunState
+
+        hook = self.hook
+        push_run_links(context, hook, self.run_id)
+        run = hook.get_run(self.run_id)
+        if self.require_completed:
+            status = hook.run_status_of(run)
+            if status.state.is_failure:
+                raise RunFailedError(f"HealthOmics run {self.run_id} has no outputs: it", status)
+            if status.state is not RunState.SUCCEEDED:
+                raise RunNotFinishedError(
+                    f"HealthOmics run {self.run_id} is {run.status}, not COMPLETED: its outputs are not final; "
+                    "wait for it with HealthOmicsRunSensor, or pass require_completed=False"
+                )
+        root = run_output_root(run)
+        uris = list(hook.iter_output_uris(root))
+        self.log.info("HealthOmics run %s has %d output object(s) under %s", self.run_id, len(uris), root)
+        result = {"runId": self.run_id, "runUuid": run.uuid, "outputUri": root, "uris": uris}
+        guard_xcom_size(f"HealthOmics run {self.run_id} output listing", len(json.dumps(result).encode()))
+        return result
