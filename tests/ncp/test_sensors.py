@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout
 
 from airflow_task_runs.core.errors import RunFailedError, TaskRunsError
-from airflow_task_runs.core.triggers import TaskRunTrigger
 from airflow_task_runs.ncp.sensors import NclueTaskRunSensor
+from airflow_task_runs.testing.sensors import defer, run_trigger, task_context
 
 
 @pytest.fixture
@@ -24,84 +23,54 @@ def _sensor(run_id, **kwargs):
     return NclueTaskRunSensor(task_id="wait", run_id=run_id, **kwargs)
 
 
-def _context(mocker):
-    ti = mocker.MagicMock()
-    ti.get_first_reschedule_date.return_value = None
-    return {"ti": ti}
-
-
-def _run_trigger(trigger: TaskRunTrigger) -> dict:
-    async def first_event():
-        async for event in trigger.run():
-            return event.payload
-        raise AssertionError("trigger ended without an event")
-
-    return asyncio.run(first_event())
-
-
-def _defer(sensor, context):
-    from airflow.sdk.exceptions import TaskDeferred
-
-    with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context)
-    trigger = deferred.value.trigger
-    classpath, kwargs = trigger.serialize()
-    # What the triggerer gets is what serialize() says, nothing else.
-    import json
-
-    rebuilt = TaskRunTrigger(**json.loads(json.dumps(kwargs)))
-    assert classpath == "airflow_task_runs.core.triggers.TaskRunTrigger"
-    return deferred.value.method_name, rebuilt
-
-
 # -- poke ------------------------------------------------------------------------------------
-def test_poke_mode_succeeds_and_pushes_the_final_status(emu, mocker):
+def test_poke_mode_succeeds_and_pushes_the_final_status(emu):
     run_id = emu.add_run(lifecycle=[("registered", 1), ("in_progress", 2), ("completed", 0)])
-    result = _sensor(run_id).execute(_context(mocker))
+    result = _sensor(run_id).execute(task_context())
     assert result["state"] == "SUCCEEDED"
     assert result["raw_status"] == "completed"
     assert result["details"]["run_id"] == run_id
     assert len(emu.requests_to(f"/api/v1/task-runs/{run_id}")) == 4
 
 
-def test_poke_mode_fails_with_the_cloud_reason(emu, mocker):
+def test_poke_mode_fails_with_the_cloud_reason(emu):
     run_id = emu.add_run(lifecycle=[("in_progress", 1), ("failed", 0)], fail_message="feature file has 3 bad rows")
     with pytest.raises(RunFailedError, match="feature file has 3 bad rows") as caught:
-        _sensor(run_id).execute(_context(mocker))
+        _sensor(run_id).execute(task_context())
     assert caught.value.status.raw_status == "failed"
 
 
-def test_poke_mode_times_out(emu, mocker):
+def test_poke_mode_times_out(emu):
     run_id = emu.add_run(lifecycle=[("in_progress", 0)])
     with pytest.raises(AirflowSensorTimeout):
-        _sensor(run_id, timeout=0.3).execute(_context(mocker))
+        _sensor(run_id, timeout=0.3).execute(task_context())
 
 
-def test_state_changes_are_logged_once(emu, mocker, captured_logs):
+def test_state_changes_are_logged_once(emu, captured_logs):
     run_id = emu.add_run(lifecycle=[("in_progress", 5), ("completed", 0)])
-    _sensor(run_id).execute(_context(mocker))
+    _sensor(run_id).execute(task_context())
     lines = [line for line in captured_logs().splitlines() if f"NCLUE task run {run_id} is" in line]
     assert len(lines) == 2, lines
 
 
 # -- reschedule ------------------------------------------------------------------------------
-def test_reschedule_mode_releases_the_worker_until_done(emu, mocker):
+def test_reschedule_mode_releases_the_worker_until_done(emu):
     run_id = emu.add_run(lifecycle=[("registered", 1), ("completed", 0)])
     with pytest.raises(AirflowRescheduleException):
-        _sensor(run_id, mode="reschedule").execute(_context(mocker))
-    result = _sensor(run_id, mode="reschedule").execute(_context(mocker))
+        _sensor(run_id, mode="reschedule").execute(task_context())
+    result = _sensor(run_id, mode="reschedule").execute(task_context())
     assert result["raw_status"] == "completed"
 
 
-def test_reschedule_mode_fails_with_reason(emu, mocker):
+def test_reschedule_mode_fails_with_reason(emu):
     run_id = emu.add_run(lifecycle=[("failed", 0)], fail_message="quota exceeded")
     with pytest.raises(RunFailedError, match="quota exceeded"):
-        _sensor(run_id, mode="reschedule").execute(_context(mocker))
+        _sensor(run_id, mode="reschedule").execute(task_context())
 
 
-def test_reschedule_mode_times_out(emu, mocker):
+def test_reschedule_mode_times_out(emu):
     run_id = emu.add_run(lifecycle=[("in_progress", 0)])
-    context = _context(mocker)
+    context = task_context()
     from datetime import datetime, timedelta, timezone
 
     context["ti"].get_first_reschedule_date.return_value = datetime.now(timezone.utc) - timedelta(seconds=60)
@@ -110,64 +79,64 @@ def test_reschedule_mode_times_out(emu, mocker):
 
 
 # -- deferrable ------------------------------------------------------------------------------
-def test_deferrable_success(emu, mocker):
+def test_deferrable_success(emu):
     run_id = emu.add_run(lifecycle=[("registered", 1), ("in_progress", 2), ("completed", 0)])
     sensor = _sensor(run_id, deferrable=True)
-    method, trigger = _defer(sensor, _context(mocker))
-    event = _run_trigger(trigger)
+    method, trigger = defer(sensor, task_context())
+    event = run_trigger(trigger)
     assert event["event"] == "terminal"
-    result = getattr(sensor, method)(_context(mocker), event)
+    result = getattr(sensor, method)(task_context(), event)
     assert result["raw_status"] == "completed"
 
 
-def test_deferrable_failure_raises_the_same_error_as_poke(emu, mocker):
+def test_deferrable_failure_raises_the_same_error_as_poke(emu):
     run_id = emu.add_run(lifecycle=[("in_progress", 1), ("failed", 0)], fail_message="bad feature")
     sensor = _sensor(run_id, deferrable=True)
-    method, trigger = _defer(sensor, _context(mocker))
+    method, trigger = defer(sensor, task_context())
     with pytest.raises(RunFailedError, match=r"NCLUE task run .* ended failed .*bad feature"):
-        getattr(sensor, method)(_context(mocker), _run_trigger(trigger))
+        getattr(sensor, method)(task_context(), run_trigger(trigger))
 
 
-def test_deferrable_timeout_reaches_execute_complete(emu, mocker):
+def test_deferrable_timeout_reaches_execute_complete(emu):
     run_id = emu.add_run(lifecycle=[("in_progress", 0)])
     sensor = _sensor(run_id, deferrable=True, timeout=0.3)
-    method, trigger = _defer(sensor, _context(mocker))
+    method, trigger = defer(sensor, task_context())
     started = time.monotonic()
-    event = _run_trigger(trigger)
+    event = run_trigger(trigger)
     assert time.monotonic() - started < 5
     assert event["event"] == "timeout"
     with pytest.raises(AirflowSensorTimeout, match="still in_progress"):
-        getattr(sensor, method)(_context(mocker), event)
+        getattr(sensor, method)(task_context(), event)
 
 
-def test_deferrable_run_already_done_does_not_defer(emu, mocker):
+def test_deferrable_run_already_done_does_not_defer(emu):
     run_id = emu.add_run(lifecycle=[("completed", 0)])
-    result = _sensor(run_id, deferrable=True).execute(_context(mocker))
+    result = _sensor(run_id, deferrable=True).execute(task_context())
     assert result["raw_status"] == "completed"
 
 
-def test_trigger_error_event_fails_the_task(emu, mocker):
+def test_trigger_error_event_fails_the_task(emu):
     run_id = emu.add_run(lifecycle=[("registered", 0)])
     sensor = _sensor(run_id, deferrable=True)
-    method, trigger = _defer(sensor, _context(mocker))
+    method, trigger = defer(sensor, task_context())
     del emu.runs[run_id]  # the run disappears while deferred
-    event = _run_trigger(trigger)
+    event = run_trigger(trigger)
     assert event["event"] == "error"
     with pytest.raises(TaskRunsError, match="not found"):
-        getattr(sensor, method)(_context(mocker), event)
+        getattr(sensor, method)(task_context(), event)
 
 
-def test_soft_fail_skips_on_failure(emu, mocker):
+def test_soft_fail_skips_on_failure(emu):
     from airflow.sdk.exceptions import AirflowSkipException
 
     run_id = emu.add_run(lifecycle=[("failed", 0)], fail_message="x")
     with pytest.raises(AirflowSkipException):
-        _sensor(run_id, soft_fail=True).execute(_context(mocker))
+        _sensor(run_id, soft_fail=True).execute(task_context())
 
 
-def test_trigger_serializes_only_primitives(emu, mocker):
+def test_trigger_serializes_only_primitives(emu):
     run_id = emu.add_run(lifecycle=[("registered", 0)])
-    _, trigger = _defer(_sensor(run_id, deferrable=True), _context(mocker))
+    _, trigger = defer(_sensor(run_id, deferrable=True), task_context())
     _, kwargs = trigger.serialize()
     assert kwargs["hook_kwargs"] == {"ncp_conn_id": "ncp_default"}
     assert kwargs["run_ref"] == {"run_id": run_id}
