@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 CLOUD = "AWS HealthOmics"
 DEFAULT_LOG_GROUP = "/aws/omics/WorkflowLog"
 #: botocore retry settings used when neither the hook nor the connection sets ``retries``
-DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 5}
+DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 5}
 
 TASK_STATES = StatusTable(
     CLOUD,
@@ -149,7 +149,7 @@ class HealthOmicsHook(AwsBaseHook):
     :param region_name: overrides the connection's region.
     :param verify: TLS verification (bool or CA bundle path), as in the amazon provider.
     :param botocore_config: botocore ``Config`` keyword arguments (a dict, so the trigger can
-        rebuild the hook); ``retries`` defaults to standard mode, 5 attempts (throttling and
+        rebuild the hook); ``retries`` defaults to standard mode, 5 attempts in all (throttling and
         5xx are retried by botocore; other 4xx fail at once).
     """
 
