@@ -278,9 +278,17 @@ class ApiSession:
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        retry_ok: bool = True,
     ) -> Iterator[httpx.Response]:
-        """A streamed response; connecting is retried, the body is read by the caller."""
-        request = self._build(self.client, method, path, params, None, None, headers)
+        """A streamed response; connecting is retried, the body is read by the caller.
+
+        ``json_body`` / ``content`` send a (small) request body, as in :meth:`request_json`;
+        ``retry_ok=False`` sends the request exactly once (the caller may retry the whole
+        exchange, e.g. when it can re-read the body from the start).
+        """
+        request = self._build(self.client, method, path, params, json_body, content, headers)
 
         def attempt() -> httpx.Response:
             response = self.client.send(request, stream=True)
@@ -289,7 +297,7 @@ class ApiSession:
                 self._accept(request, response)
             return response
 
-        response: httpx.Response = self._retrying(True)(attempt)
+        response: httpx.Response = self._retrying(retry_ok)(attempt)
         try:
             yield response
         finally:
@@ -303,8 +311,12 @@ class ApiSession:
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        retry_ok: bool = True,
     ) -> AsyncIterator[httpx.Response]:
-        request = self._build(self.aclient, method, path, params, None, None, headers)
+        """The async twin of :meth:`stream`."""
+        request = self._build(self.aclient, method, path, params, json_body, content, headers)
 
         async def attempt() -> httpx.Response:
             response = await self.aclient.send(request, stream=True)
@@ -313,7 +325,7 @@ class ApiSession:
                 self._accept(request, response)
             return response
 
-        response: httpx.Response = await self._aretrying(True)(attempt)
+        response: httpx.Response = await self._aretrying(retry_ok)(attempt)
         try:
             yield response
         finally:

@@ -6,7 +6,8 @@ import logging
 import re
 import urllib.parse
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
     from airflow_task_runs.core.http import ApiSession
     from airflow_task_runs.oci.models import ExperimentRun, TaskRun, TaskRunOutput
+    from airflow_task_runs.oci.output_stream import StreamedOutput
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ _OCID = re.compile(r"^ocid1\.(?P<kind>[a-z0-9]+)\.[a-z0-9-]*\.[a-z0-9-]*\.[A-Za-
 _FINGERPRINT = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){15}$")
 _REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+-\d+$|^[a-z]{3}$")
 _ERROR_TRACE_IN_MESSAGE = 2000
+_READ_CHUNK = 256 * 1024
 
 
 def _parse_error(response: httpx.Response, body: Any) -> tuple[str | None, str | None, str | None]:
@@ -356,7 +359,9 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         )
 
     @staticmethod
-    def _model(cls: type[Any], body: Any, response: httpx.Response, session: ApiSession) -> Any:
+    def _model(
+        cls: type[Any], body: Any, response: httpx.Response, session: ApiSession, request_id: str | None = None
+    ) -> Any:
         from pydantic import ValidationError
 
         from airflow_task_runs.core.errors import MalformedResponseError
@@ -370,11 +375,11 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
                 code=None,
                 message=f"the response is not a {cls.__name__} ({exc.error_count()} problem(s): "
                 f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']})",
-                request_id=session.request_id_of(response),
+                request_id=request_id or session.request_id_of(response),
                 method=response.request.method,
                 path=response.request.url.path,
             ) from None
-        model.request_id = session.request_id_of(response)
+        model.request_id = request_id or session.request_id_of(response)
         return model
 
     # -- task runs ---------------------------------------------------------------------------
@@ -422,10 +427,39 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
     ) -> TaskRunOutput:
         """POST ``fetchOutput``; ``output_key`` defaults to the task run's ``outputKey``.
 
-        One ``opc-retry-token`` per call: the request is built once and re-sent on retry, so
-        every attempt carries the same token and OCI runs the action at most once.
+        Every item's ``value`` is returned whole, in memory: for large outputs use
+        :meth:`stream_task_run_output`, which keeps them in spools.
         """
+        with self.stream_task_run_output(ai_data_platform_id, workspace_key, task_run_key, output_key) as streamed:
+            return streamed.materialize()
+
+    @contextmanager
+    def stream_task_run_output(
+        self,
+        ai_data_platform_id: str,
+        workspace_key: str,
+        task_run_key: str,
+        output_key: str | None = None,
+        *,
+        max_bytes: int | None = None,
+    ) -> Iterator[StreamedOutput]:
+        """POST ``fetchOutput`` and read the answer incrementally; yields a :class:`StreamedOutput`.
+
+        The response is parsed as it arrives (ijson), each ``data[].value`` unescaped into a
+        spool (memory up to 1 MiB, then a temporary file), so memory stays flat whatever the
+        output's size; the spools are removed when the block exits. The whole document is read
+        and checked before this yields. ``max_bytes`` stops reading a response larger than
+        that (:class:`~airflow_task_runs.oci.output_stream.BodyTooLarge`).
+
+        One ``opc-retry-token`` per call: every attempt (a retryable status, a connection
+        error, a body cut or garbled on the way) re-sends it, so OCI runs the action at most
+        once; retries follow the session's policy, as for any other call.
+        """
+        import httpx
+
+        from airflow_task_runs.core.errors import MalformedResponseError
         from airflow_task_runs.oci.models import TaskRunOutput
+        from airflow_task_runs.oci.output_stream import MalformedJson, StreamedOutput, parse
 
         if output_key is None:
             run = self.get_task_run(ai_data_platform_id, workspace_key, task_run_key)
@@ -439,15 +473,45 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
             raise ValueError(f"output_key must be 1 to 100 characters, got {len(output_key)}")
         session = self.session
         path = self._task_run_path(ai_data_platform_id, workspace_key, task_run_key) + "/actions/fetchOutput"
-        body, response = self._call(
-            session,
-            "POST",
-            path,
-            json_body={"outputKey": output_key},
-            headers={"opc-retry-token": uuid.uuid4().hex},
-        )
-        output: TaskRunOutput = self._model(TaskRunOutput, body, response, session)
-        return output
+        request_id = new_request_id()
+        headers = {"opc-request-id": request_id, "opc-retry-token": uuid.uuid4().hex}
+
+        def attempt() -> StreamedOutput:
+            with session.stream(
+                "POST", path, json_body={"outputKey": output_key}, headers=headers, retry_ok=False
+            ) as response:
+                response_id = response.headers.get("opc-request-id") or request_id
+                try:
+                    document, values, size = parse(response.iter_bytes(_READ_CHUNK), max_bytes=max_bytes)
+                except MalformedJson as exc:
+                    raise MalformedResponseError(
+                        cloud=CLOUD,
+                        status_code=response.status_code,
+                        code=None,
+                        message=str(exc),
+                        request_id=response_id,
+                        method="POST",
+                        path=response.request.url.path,
+                        retryable=True,  # as for a whole body that is not JSON: ask again, same token
+                    ) from None
+                try:
+                    output: TaskRunOutput = self._model(TaskRunOutput, document, response, session, response_id)
+                except BaseException:
+                    for value in values.values():
+                        value.close()
+                    raise
+            log.info("%s POST %s: opc-request-id %s (%d bytes streamed)", CLOUD, path, response_id, size)
+            return StreamedOutput(output, values)
+
+        try:
+            # the session's own policy, around send *and* read: the body is re-read from the start
+            streamed: StreamedOutput = session._retrying(True)(attempt)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, "POST", path, request_id) from None
+        try:
+            yield streamed
+        finally:
+            streamed.close()
 
     # -- MLflow experiment runs --------------------------------------------------------------
     def _experiment_args(
