@@ -387,12 +387,16 @@ class HealthOmicsHook(AwsBaseHook):
                 return
             token = next_token
 
-    def iter_output_uris(self, output_uri: str) -> Iterator[str]:
+    def iter_output_uris(self, output_uri: str, page_size: int | None = None) -> Iterator[str]:
         """``s3://`` URIs of every object under ``output_uri``, all pages of ListObjectsV2."""
         bucket, prefix = parse_s3_uri(output_uri)
         client = self.s3_client()
+        pagination = {"PageSize": page_size} if page_size else {}
         with _mapped("s3:ListObjectsV2", output_uri):
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, PaginationConfig=pagination
+            )
+            for page in pages:
                 for obj in page.get("Contents", []):
                     yield f"s3://{bucket}/{obj['Key']}"
 

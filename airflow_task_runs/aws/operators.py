@@ -200,15 +200,19 @@ class HealthOmicsListRunOutputsOperator(_HealthOmicsOperator):
 
     :param run_id: the HealthOmics run id (templated).
     :param require_completed: refuse to list a run that has not completed.
+    :param page_size: keys per ListObjectsV2 call; ``None`` is S3's default (1000).
     :param aws_conn_id: an ``aws`` connection; ``service_config.s3`` in its extra is honoured.
     """
 
     template_fields: Sequence[str] = ("run_id", "aws_conn_id", "region_name")
     operator_extra_links = (HealthOmicsRunLink(),)
 
-    def __init__(self, *, run_id: str, require_completed: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *, run_id: str, require_completed: bool = True, page_size: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(run_id=run_id, **kwargs)
         self.require_completed = require_completed
+        self.page_size = page_size
 
     def execute(self, context: Context) -> dict[str, Any]:
         import json
@@ -231,7 +235,7 @@ class HealthOmicsListRunOutputsOperator(_HealthOmicsOperator):
                     "wait for it with HealthOmicsRunSensor, or pass require_completed=False"
                 )
         root = run_output_root(run)
-        uris = list(hook.iter_output_uris(root))
+        uris = list(hook.iter_output_uris(root, self.page_size))
         self.log.info("HealthOmics run %s has %d output object(s) under %s", self.run_id, len(uris), root)
         result = {"runId": self.run_id, "runUuid": run.uuid, "outputUri": root, "uris": uris}
         guard_xcom_size(f"HealthOmics run {self.run_id} output listing", len(json.dumps(result).encode()))

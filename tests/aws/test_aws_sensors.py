@@ -50,7 +50,7 @@ def test_task_sensor_poke_fails_with_failure_reason_and_status_message(emu):
     task_id = emu.add_task(
         run_id, lifecycle=[("RUNNING", 1), ("FAILED", 0)], failure_reason="OOM", status_message="exit code 137"
     )
-    with pytest.raises(RunFailedError, match="ended FAILED .*OOM: exit code 137") as caught:
+    with pytest.raises(RunFailedError, match=r"ended FAILED .*OOM: exit code 137") as caught:
         _task_sensor(run_id, task_id).execute(task_context())
     assert caught.value.status.request_id
 
