@@ -90,7 +90,7 @@ def failure_reason(failure: str | None, message: str | None) -> str | None:
     return ": ".join(parts)
 
 
-def api_error(exc: Exception, operation: str, what: str = "") -> Exception:
+def api_error(exc: Exception, operation: str, what: str = "", cloud: str = CLOUD) -> Exception:
     """A botocore error as the core :class:`ApiError`: the API's error name, HTTP status, request id."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -102,12 +102,12 @@ def api_error(exc: Exception, operation: str, what: str = "") -> Exception:
         code = err.get("Code") or None
         message = err.get("Message") or f"{operation} failed"
         hint = ""
-        if code == "ResourceNotFoundException":
+        if code == "ResourceNotFoundException" and cloud == CLOUD:
             hint = "; check the run id / task id and the region of the connection"
         elif code in ("AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"):
             hint = "; check the aws connection's credentials and that its role allows this call"
         return ApiError(
-            cloud=CLOUD,
+            cloud=cloud,
             status_code=int(status) if status is not None else None,
             code=code,
             message=f"{operation}{suffix}: {message}{hint}",
@@ -116,25 +116,25 @@ def api_error(exc: Exception, operation: str, what: str = "") -> Exception:
         )
     if isinstance(exc, NoCredentialsError):
         return ApiError(
-            cloud=CLOUD,
+            cloud=cloud,
             status_code=None,
             code="NoCredentials",
             message=f"{operation}{suffix}: no AWS credentials found; set them in the aws connection "
             "(login/password or role_arn) or in the worker's environment",
         )
     if isinstance(exc, BotoCoreError):
-        return ApiError(cloud=CLOUD, status_code=None, code=type(exc).__name__, message=f"{operation}{suffix}: {exc}")
+        return ApiError(cloud=cloud, status_code=None, code=type(exc).__name__, message=f"{operation}{suffix}: {exc}")
     return exc
 
 
 @contextlib.contextmanager
-def _mapped(operation: str, what: str = "") -> Iterator[None]:
+def _mapped(operation: str, what: str = "", cloud: str = CLOUD) -> Iterator[None]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
-        raise api_error(exc, operation, what) from None
+        raise api_error(exc, operation, what, cloud) from None
 
 
 def _strip(response: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -376,11 +376,8 @@ class HealthOmicsHook(AwsBaseHook):
         what = f"log group {log_group}, stream {log_stream}"
         while True:
             call = dict(params, nextToken=token) if token else params
-            with _mapped("logs:GetLogEvents", what):
-                try:
-                    page = client.get_log_events(**call)
-                except Exception as exc:
-                    raise api_error(exc, "logs:GetLogEvents", what) from None
+            with _mapped("GetLogEvents", what, "AWS CloudWatch Logs"):
+                page = client.get_log_events(**call)
             yield from page.get("events", [])
             next_token = page.get("nextForwardToken")
             if not next_token or next_token == token:
@@ -392,7 +389,7 @@ class HealthOmicsHook(AwsBaseHook):
         bucket, prefix = parse_s3_uri(output_uri)
         client = self.s3_client()
         pagination = {"PageSize": page_size} if page_size else {}
-        with _mapped("s3:ListObjectsV2", output_uri):
+        with _mapped("ListObjectsV2", output_uri, "AWS S3"):
             pages = client.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=prefix, PaginationConfig=pagination
             )

@@ -116,10 +116,11 @@ def test_oversized_log_for_xcom_names_destination(emu, monkeypatch):
 
 def test_missing_log_stream_in_cloudwatch_fails_clearly_and_leaves_nothing(emu, output_dir):
     run_id, task_id = _task(emu, lines=None)  # the task names a stream nobody wrote
-    with pytest.raises(ApiError, match=r"logs:GetLogEvents .*ResourceNotFoundException|ResourceNotFound"):
+    with pytest.raises(ApiError, match="GetLogEvents") as caught:
         HealthOmicsFetchTaskLogOperator(
             task_id="log", run_id=run_id, run_task_id=task_id, destination=f"file://{output_dir}/"
         ).execute(task_context())
+    assert (caught.value.cloud, caught.value.code) == ("AWS CloudWatch Logs", "ResourceNotFoundException")
     assert list(output_dir.iterdir()) == []
 
 
