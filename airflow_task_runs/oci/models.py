@@ -8,46 +8,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import Field
 
+from airflow_task_runs.core.models import ApiModel
 
-class _Model(BaseModel):
-    # Clouds add fields: keep unknown ones, be strict about the types of known ones.
-    model_config = ConfigDict(extra="allow")
-
-
-class _WithRequestId(_Model):
-    #: the ``opc-request-id`` of the response this came from (not a field of the API)
-    _request_id: str | None = PrivateAttr(default=None)
-
-    @property
-    def request_id(self) -> str | None:
-        return self._request_id
-
-    @request_id.setter
-    def request_id(self, value: str | None) -> None:
-        self._request_id = value
+# ``request_id`` on every model is the ``opc-request-id`` of the response it came from.
 
 
 # -- task runs ---------------------------------------------------------------------------------
-class TaskRunState(_Model):
+class TaskRunState(ApiModel):
     status: str | None = None
     stateMessage: str | None = None
     errorTrace: str | None = None
 
 
-class TaskRun(_WithRequestId):
+class TaskRun(ApiModel):
     key: str | None = None
     outputKey: str | None = None
     state: TaskRunState = Field(default_factory=TaskRunState)
 
 
-class OutputParameter(_Model):
+class OutputParameter(ApiModel):
     name: str
     value: Any = None
 
 
-class RunOutputData(_Model):
+class RunOutputData(ApiModel):
     type: str | None = None
     #: size in bytes, sent as a string (see operators.decode_item for which bytes it counts)
     length: str | int | None = None
@@ -57,7 +43,7 @@ class RunOutputData(_Model):
     value: str | None = None
 
 
-class TaskRunOutput(_WithRequestId):
+class TaskRunOutput(ApiModel):
     key: str | None = None
     taskType: str | None = None
     isTruncated: bool = False
@@ -68,7 +54,7 @@ class TaskRunOutput(_WithRequestId):
 
 
 # -- MLflow experiment runs ----------------------------------------------------------------
-class ExperimentRunInfo(_Model):
+class ExperimentRunInfo(ApiModel):
     artifact_uri: str | None = None
     end_time: int | None = None
     experiment_id: str | None = None
@@ -81,25 +67,25 @@ class ExperimentRunInfo(_Model):
     user_id: str | None = None
 
 
-class ExperimentRunMetric(_Model):
+class ExperimentRunMetric(ApiModel):
     key: str
     value: float | None = None
     step: int | None = None
     timestamp: int | None = None
 
 
-class KeyValue(_Model):
+class KeyValue(ApiModel):
     key: str
     value: str | None = None
 
 
-class ExperimentRunData(_Model):
+class ExperimentRunData(ApiModel):
     metrics: list[ExperimentRunMetric] = Field(default_factory=list)
     params: list[KeyValue] = Field(default_factory=list)
     tags: list[KeyValue] = Field(default_factory=list)
 
 
-class Dataset(_Model):
+class Dataset(ApiModel):
     digest: str | None = None
     name: str | None = None
     profile: str | None = None
@@ -107,33 +93,31 @@ class Dataset(_Model):
     source: str | None = None
     source_type: str | None = None
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-
-class DatasetInput(_Model):
+class DatasetInput(ApiModel):
     dataset: Dataset
     tags: list[KeyValue] = Field(default_factory=list)
 
 
-class ModelInput(_Model):
+class ModelInput(ApiModel):
     model_id: str
 
 
-class ModelOutput(_Model):
+class ModelOutput(ApiModel):
     model_id: str
     step: int | None = None
 
 
-class ExperimentRunInputs(_Model):
+class ExperimentRunInputs(ApiModel):
     dataset_inputs: list[DatasetInput] = Field(default_factory=list)
     model_inputs: list[ModelInput] = Field(default_factory=list)
 
 
-class ExperimentRunOutputs(_Model):
+class ExperimentRunOutputs(ApiModel):
     model_outputs: list[ModelOutput] = Field(default_factory=list)
 
 
-class ExperimentRun(_WithRequestId):
+class ExperimentRun(ApiModel):
     info: ExperimentRunInfo = Field(default_factory=ExperimentRunInfo)
     data: ExperimentRunData = Field(default_factory=ExperimentRunData)
     inputs: ExperimentRunInputs = Field(default_factory=ExperimentRunInputs)
