@@ -137,6 +137,11 @@ def _mapped(operation: str, what: str = "", cloud: str = CLOUD) -> Iterator[None
         raise api_error(exc, operation, what, cloud) from None
 
 
+def _is_terminal(task_status: str) -> bool:
+    state = TASK_STATES.lookup(task_status)
+    return state is not None and state.is_terminal
+
+
 def _strip(response: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     meta = response.get("ResponseMetadata") or {}
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}, meta.get("RequestId")
@@ -335,12 +340,12 @@ class HealthOmicsHook(AwsBaseHook):
     def get_task_status(self, run_id: str, run_task_id: str) -> RunStatus:
         """The task's status; once it is terminal the run's ``uuid`` joins the details (ids are reused)."""
         task = self.get_run_task(run_id, run_task_id)
-        run = self.get_run(run_id) if TASK_STATES.lookup(task.status) in _TERMINAL_STATES else None
+        run = self.get_run(run_id) if _is_terminal(task.status) else None
         return self.task_status_of(task, run_id, run)
 
     async def aget_task_status(self, run_id: str, run_task_id: str) -> RunStatus:
         task = await self.aget_run_task(run_id, run_task_id)
-        run = await self.aget_run(run_id) if TASK_STATES.lookup(task.status) in _TERMINAL_STATES else None
+        run = await self.aget_run(run_id) if _is_terminal(task.status) else None
         return self.task_status_of(task, run_id, run)
 
     # -- helpers for the operators -----------------------------------------------------------
@@ -414,6 +419,3 @@ class HealthOmicsHook(AwsBaseHook):
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Reached {CLOUD} in {self.region_name or 'the default region'}"
-
-
-_TERMINAL_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED})
