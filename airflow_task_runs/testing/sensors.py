@@ -50,3 +50,26 @@ def run_deferred(sensor: Any, context: dict[str, Any] | None = None) -> Any:
     context = context or task_context()
     method, trigger = defer(sensor, context)
     return getattr(sensor, method)(context, run_trigger(trigger))
+
+
+def run_sensor(sensor: Any, context: dict[str, Any] | None = None, max_reschedules: int = 50) -> Any:
+    """Run a sensor to its end in its own mode; return its XCom value or raise what it raises.
+
+    poke: ``execute`` as is; reschedule: ``execute`` again after each reschedule (no waiting);
+    deferrable: ``execute``, and if it defers, the trigger and ``execute_complete``.
+    """
+    from airflow.sdk.exceptions import AirflowRescheduleException, TaskDeferred
+
+    context = context or task_context()
+    for _ in range(max_reschedules):
+        try:
+            return sensor.execute(context)
+        except TaskDeferred as deferred:
+            from airflow.sdk._shared.module_loading import import_string
+
+            classpath, kwargs = deferred.trigger.serialize()
+            trigger = import_string(classpath)(**json.loads(json.dumps(kwargs)))
+            return getattr(sensor, deferred.method_name)(context, run_trigger(trigger))
+        except AirflowRescheduleException:
+            continue
+    raise AssertionError(f"{sensor.task_id} was still rescheduling after {max_reschedules} tries")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 import pytest
-from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSkipException
 
 from airflow_task_runs.core.errors import RunFailedError
-from airflow_task_runs.core.triggers import TaskRunTrigger
 from airflow_task_runs.oci.sensors import OciMlflowRunSensor, OciTaskRunSensor
 from airflow_task_runs.testing.oci import PLATFORM_ID, WORKSPACE_KEY
+from airflow_task_runs.testing.sensors import run_sensor, task_context
 
 TASK_RUN = {
     "PENDING": "pending",
@@ -46,12 +43,6 @@ def emu(task_runs_connections):
     return task_runs_connections.oci
 
 
-def _context(mocker):
-    ti = mocker.MagicMock()
-    ti.get_first_reschedule_date.return_value = None
-    return {"ti": ti}
-
-
 def _sensor(kind, ref, mode):
     kwargs = {"task_id": "wait", "poke_interval": 0.05, "timeout": 30}
     if mode == "reschedule":
@@ -65,36 +56,6 @@ def _sensor(kind, ref, mode):
     return OciMlflowRunSensor(ai_data_platform_id=PLATFORM_ID, workspace_key=WORKSPACE_KEY, run_id=ref, **kwargs)
 
 
-def _run_trigger(trigger):
-    async def first():
-        async for event in trigger.run():
-            return event.payload
-        raise AssertionError("no event")
-
-    return asyncio.run(first())
-
-
-def _run(sensor, context):
-    """Run the sensor in its mode to the end; return its XCom value or raise what it raises."""
-    if getattr(sensor, "deferrable", False):
-        try:
-            return sensor.execute(context)
-        except TaskDeferred as deferred:
-            _, kwargs = deferred.trigger.serialize()
-            trigger = TaskRunTrigger(**json.loads(json.dumps(kwargs)))
-            event = _run_trigger(trigger)
-            return getattr(sensor, deferred.method_name)(context, event)
-    if sensor.mode == "reschedule":
-        reschedules = 0
-        while True:
-            try:
-                return sensor.execute(context)
-            except AirflowRescheduleException:
-                reschedules += 1
-                assert reschedules < 20
-    return sensor.execute(context)
-
-
 def _cases(table):
     return [(status, outcome, mode) for status, outcome in table.items() for mode in MODES]
 
@@ -104,14 +65,14 @@ def test_task_run_status(emu, mocker, status, outcome, mode):
     steps = [("QUEUED", 1), ("RUNNING", 1), (status, 0)] if outcome != "pending" else [(status, 0)]
     key = emu.add_task_run(lifecycle=steps, state_message=f"why {status}", error_trace="Traceback: line 1")
     sensor = _sensor("task", key, mode)
-    _check(sensor, _context(mocker), status, outcome, f"why {status}")
+    _check(sensor, task_context(), status, outcome, f"why {status}")
 
 
 @pytest.mark.parametrize(("status", "outcome", "mode"), _cases(MLFLOW))
 def test_mlflow_run_status(emu, mocker, status, outcome, mode):
     steps = [("SCHEDULED", 1), ("RUNNING", 1), (status, 0)] if outcome != "pending" else [(status, 0)]
     run_id = emu.add_experiment_run(lifecycle=steps, metrics={"acc": 0.9})
-    _check(_sensor("mlflow", run_id, mode), _context(mocker), status, outcome, f"ended {status}")
+    _check(_sensor("mlflow", run_id, mode), task_context(), status, outcome, f"ended {status}")
 
 
 def _check(sensor, context, status, outcome, reason):
@@ -125,17 +86,17 @@ def _check(sensor, context, status, outcome, reason):
         from airflow.sdk.exceptions import AirflowSensorTimeout
 
         with pytest.raises(AirflowSensorTimeout):
-            _run(sensor, context)
+            run_sensor(sensor, context)
         return
     if outcome == "success":
-        result = _run(sensor, context)
+        result = run_sensor(sensor, context)
         assert result["raw_status"] == status and result["state"] == "SUCCEEDED"
     elif outcome == "skipped":
         with pytest.raises(AirflowSkipException, match=status):
-            _run(sensor, context)
+            run_sensor(sensor, context)
     else:
         with pytest.raises(RunFailedError) as caught:
-            _run(sensor, context)
+            run_sensor(sensor, context)
         assert caught.value.status.raw_status == status
         assert reason in str(caught.value)
         if isinstance(sensor, OciTaskRunSensor):
@@ -144,7 +105,7 @@ def _check(sensor, context, status, outcome, reason):
 
 def test_sensor_pushes_its_console_link(emu, mocker):
     key = emu.add_task_run(lifecycle=["SUCCESS"])
-    context = _context(mocker)
+    context = task_context()
     _sensor("task", key, "poke").execute(context)
     pushed = {c.kwargs["key"]: c.kwargs["value"] for c in context["ti"].xcom_push.call_args_list}
     url = pushed["_link_OciTaskRunLink"]
