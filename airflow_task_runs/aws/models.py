@@ -13,28 +13,6 @@ from pydantic import AwareDatetime, Field
 from airflow_task_runs.core.models import ApiModel
 
 
-class RunTask(ApiModel):
-    """``GetRunTask``: one task of a workflow run."""
-
-    taskId: str
-    status: str
-    name: str | None = None
-    cpus: int | None = None
-    cacheHit: bool | None = None
-    cacheS3Uri: str | None = None
-    memory: int | None = None
-    creationTime: AwareDatetime | None = None
-    startTime: AwareDatetime | None = None
-    stopTime: AwareDatetime | None = None
-    statusMessage: str | None = None
-    logStream: str | None = None
-    gpus: int | None = None
-    instanceType: str | None = None
-    failureReason: str | None = None
-    imageDetails: dict[str, Any] | None = None
-    uuid: str | None = None
-
-
 class TaskListItem(ApiModel):
     """One entry of ``ListRunTasks``."""
 
@@ -51,6 +29,15 @@ class TaskListItem(ApiModel):
     gpus: int | None = None
     instanceType: str | None = None
     uuid: str | None = None
+
+
+class RunTask(TaskListItem):
+    """``GetRunTask``: one task of a workflow run (a list item plus status detail and log)."""
+
+    statusMessage: str | None = None
+    logStream: str | None = None
+    failureReason: str | None = None
+    imageDetails: dict[str, Any] | None = None
 
 
 class Run(ApiModel):
