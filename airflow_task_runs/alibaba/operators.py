@@ -165,11 +165,11 @@ class RosFetchAITaskOutputOperator(BaseOperator):
         return safe
 
     def _to_destination(self, task: AITask, value: Any, destination: ObjectStoragePath | str) -> dict[str, Any]:
-        from airflow_task_runs.core.outputs import as_object_storage_path, write_bytes_atomically
+        from airflow_task_runs.core.outputs import as_object_storage_path, is_folder_destination, write_bytes_atomically
 
         text = str(destination)
         target = as_object_storage_path(destination)
-        is_folder = text.endswith("/") or (target.exists() and target.is_dir())
+        is_folder = is_folder_destination(destination)
         fmt = format_of("" if is_folder else text, self.output_format)
         if is_folder:
             target = target / default_file_name(self.ai_task_id, task.TaskType, fmt)

@@ -173,12 +173,9 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
         return {**result, "uri": uri, "lines": counts["lines"], "size": counts["size"]}
 
     def _target(self) -> ObjectStoragePath:
-        from airflow_task_runs.core.outputs import as_object_storage_path
+        from airflow_task_runs.core.outputs import file_destination
 
-        target = as_object_storage_path(self.destination)  # type: ignore[arg-type]
-        if str(self.destination).endswith("/") or (target.exists() and target.is_dir()):
-            target = target / log_file_name(self.run_id, self.run_task_id)
-        return target
+        return file_destination(self.destination, log_file_name(self.run_id, self.run_task_id))  # type: ignore[arg-type]
 
 
 def run_output_root(run: Run) -> str:

@@ -41,11 +41,12 @@ def read_for_xcom(chunks: Iterable[bytes], what: str, limit: int | None = None) 
     """Collect a stream for XCom, stopping as soon as it passes the limit (memory stays bounded)."""
     limit = xcom_max_bytes() if limit is None else limit
     buf = bytearray()
-    for chunk in chunks:
+    stream = iter(chunks)
+    for chunk in stream:
         buf += chunk
         if len(buf) > limit:
             # Count the rest without keeping it, so the error says how big the output is.
-            total = len(buf) + sum(len(c) for c in chunks)
+            total = len(buf) + sum(len(c) for c in stream)
             raise OutputTooLargeError(what, total, limit)
     return bytes(buf)
 
@@ -62,6 +63,33 @@ def as_object_storage_path(destination: ObjectStoragePath | str) -> ObjectStorag
             "'file:///data/out/' or 's3://bucket/prefix/'"
         )
     return ObjectStoragePath(text)
+
+
+def is_folder_destination(destination: ObjectStoragePath | str) -> bool:
+    """Whether a destination names a folder rather than a file.
+
+    A string that ends with ``/`` is a folder, and so is an existing folder. ``ObjectStoragePath``
+    drops a trailing ``/``, so a path object whose last part has no file extension is a folder
+    too (``s3://bucket/logs`` is a folder, ``s3://bucket/logs/run.txt`` a file).
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(destination, ObjectStoragePath):
+        if "." not in destination.name:
+            return True
+    elif str(destination).endswith("/"):
+        return True
+    path = as_object_storage_path(destination)
+    try:
+        return bool(path.exists() and path.is_dir())
+    except Exception:  # a store that cannot answer: the name decides
+        return False
+
+
+def file_destination(destination: ObjectStoragePath | str, default_name: str) -> ObjectStoragePath:
+    """The file to write: ``destination`` itself, or ``default_name`` inside it when it is a folder."""
+    target = as_object_storage_path(destination)
+    return target / default_name if is_folder_destination(destination) else target
 
 
 def _is_local(path: ObjectStoragePath) -> bool:

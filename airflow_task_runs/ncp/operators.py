@@ -51,11 +51,7 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         from airflow_task_runs.core.errors import RunNotFinishedError
-        from airflow_task_runs.core.outputs import (
-            as_object_storage_path,
-            read_for_xcom,
-            write_atomically,
-        )
+        from airflow_task_runs.core.outputs import file_destination, read_for_xcom, write_atomically
         from airflow_task_runs.core.states import RunState
 
         hook = self.hook
@@ -79,9 +75,7 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
                     f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                     "pass destination= to copy it byte for byte to object storage"
                 ) from None
-        target = as_object_storage_path(self.destination)
-        if str(self.destination).endswith("/") or (target.exists() and target.is_dir()):
-            target = target / posixpath.basename(str(run.result_file_path))
+        target = file_destination(self.destination, posixpath.basename(str(run.result_file_path)))
         uri = write_atomically(target, chunks, expected_size=size)
         return {
             "uri": uri,

@@ -72,3 +72,25 @@ def test_join_destination_refuses_escapes(name, output_dir):
 def test_destination_must_be_a_uri():
     with pytest.raises(ValueError, match="not a URI"):
         write_bytes_atomically("/tmp/plain/path", b"x")
+
+
+def test_folder_destinations(output_dir):
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_task_runs.core.outputs import file_destination, is_folder_destination
+
+    assert is_folder_destination(f"file://{output_dir}/new/")
+    assert not is_folder_destination(f"file://{output_dir}/new")
+    assert is_folder_destination(f"file://{output_dir}")  # exists, is a folder
+    # ObjectStoragePath drops the trailing "/": a last part without extension is a folder
+    assert is_folder_destination(ObjectStoragePath(f"file://{output_dir}/logs/"))
+    assert not is_folder_destination(ObjectStoragePath(f"file://{output_dir}/logs/run.txt"))
+    target = file_destination(ObjectStoragePath(f"file://{output_dir}/logs/"), "task.log")
+    assert str(target).endswith("/logs/task.log")
+    assert str(file_destination(f"file://{output_dir}/x.log", "task.log")).endswith("/x.log")
+
+
+def test_xcom_guard_counts_a_list_once():
+    with pytest.raises(OutputTooLargeError) as caught:
+        read_for_xcom([b"x" * 10, b"y" * 10], "the result", limit=15)
+    assert caught.value.size == 20
