@@ -351,6 +351,29 @@ class ApiSession:
         return client.build_request(method, self.url(path, params), content=content, headers=request_headers)
 
     # -- responses ---------------------------------------------------------------------------
+    def parse_model(self, cls: type[Any], body: Any, response: httpx.Response, request_id: str | None = None) -> Any:
+        """Validate a response body into ``cls``; a body that does not fit is a MalformedResponseError."""
+        from pydantic import ValidationError
+
+        request_id = request_id or self.request_id_of(response)
+        try:
+            model = cls.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise MalformedResponseError(
+                cloud=self.dialect.cloud,
+                status_code=response.status_code,
+                code=None,
+                message=f"the response is not a {cls.__name__} ({exc.error_count()} problem(s), first: "
+                f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']})",
+                request_id=request_id,
+                method=response.request.method,
+                path=response.request.url.path,
+            ) from None
+        if hasattr(model, "request_id"):
+            model.request_id = request_id
+        return model
+
     def request_id_of(self, response: httpx.Response) -> str | None:
         """The cloud's request id for a response (header first, then body), for logs and XCom."""
         return self._request_id(response, _body_request_id(_json_or_none(response)))

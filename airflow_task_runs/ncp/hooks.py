@@ -132,15 +132,18 @@ class NclueHook(HttpTaskRunHook):
     def list_task_runs(self, index: int = 0, limit: int = 20) -> TaskRunList:
         from airflow_task_runs.ncp.models import TaskRunList
 
-        body, _ = self.session.request_json("GET", "/task-runs", params=self._page_params(index, limit))
-        return TaskRunList.model_validate(body)
+        session = self.session
+        body, response = session.request_json("GET", "/task-runs", params=self._page_params(index, limit))
+        page: TaskRunList = session.parse_model(TaskRunList, body, response)
+        return page
 
     async def alist_task_runs(self, index: int = 0, limit: int = 20) -> TaskRunList:
         from airflow_task_runs.ncp.models import TaskRunList
 
         session = await self.asession()
-        body, _ = await session.arequest_json("GET", "/task-runs", params=self._page_params(index, limit))
-        return TaskRunList.model_validate(body)
+        body, response = await session.arequest_json("GET", "/task-runs", params=self._page_params(index, limit))
+        page: TaskRunList = session.parse_model(TaskRunList, body, response)
+        return page
 
     def iter_task_runs(self, page_size: int = 100) -> Iterator[TaskRun]:
         """Every task run, page by page."""
@@ -174,8 +177,7 @@ class NclueHook(HttpTaskRunHook):
     def _task_run(session: ApiSession, body: Any, response: httpx.Response) -> TaskRun:
         from airflow_task_runs.ncp.models import TaskRun
 
-        run = TaskRun.model_validate(body)
-        run.request_id = session.request_id_of(response)
+        run: TaskRun = session.parse_model(TaskRun, body, response)
         return run
 
     @staticmethod

@@ -362,25 +362,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
     def _model(
         cls: type[Any], body: Any, response: httpx.Response, session: ApiSession, request_id: str | None = None
     ) -> Any:
-        from pydantic import ValidationError
-
-        from airflow_task_runs.core.errors import MalformedResponseError
-
-        try:
-            model = cls.model_validate(body)
-        except ValidationError as exc:
-            raise MalformedResponseError(
-                cloud=CLOUD,
-                status_code=response.status_code,
-                code=None,
-                message=f"the response is not a {cls.__name__} ({exc.error_count()} problem(s): "
-                f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']})",
-                request_id=request_id or session.request_id_of(response),
-                method=response.request.method,
-                path=response.request.url.path,
-            ) from None
-        model.request_id = request_id or session.request_id_of(response)
-        return model
+        return session.parse_model(cls, body, response, request_id)
 
     # -- task runs ---------------------------------------------------------------------------
     def get_task_run(self, ai_data_platform_id: str, workspace_key: str, task_run_key: str) -> TaskRun:

@@ -157,3 +157,14 @@ def test_models_keep_unknown_fields_and_check_known_types():
     assert run.model_dump()["gpu_hours"] == 3
     with pytest.raises(ValidationError, match="line_count"):
         TaskRun.model_validate({"run_id": "r", "status": "completed", "line_count": "many"})
+
+
+def test_malformed_run_body_is_a_clear_error(emu):
+    from airflow_task_runs.core.errors import MalformedResponseError
+
+    run_id = emu.add_run(lifecycle=[("completed", 0)])
+    emu.inject("malformed", body=b'{"run_id": "x", "line_count": "lots"}', match=f"/api/v1/task-runs/{run_id}")
+    with pytest.raises(MalformedResponseError, match=r"not a TaskRun .*status: Field required") as caught:
+        NclueHook().get_task_run(run_id)
+    assert caught.value.cloud == "NCP NCLUE"
+    assert f"GET /api/v1/task-runs/{run_id}" in str(caught.value)
