@@ -21,6 +21,8 @@ from airflow_task_runs.core.errors import OutputIntegrityError, OutputTooLargeEr
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_task_runs.core.states import RunStatus
+
 log = logging.getLogger(__name__)
 
 DEFAULT_XCOM_MAX_BYTES = 1024 * 1024
@@ -35,6 +37,27 @@ def guard_xcom_size(what: str, size: int, limit: int | None = None) -> None:
     limit = xcom_max_bytes() if limit is None else limit
     if size > limit:
         raise OutputTooLargeError(what, size, limit)
+
+
+def bounded_status(status: RunStatus, logger: Any = None) -> dict[str, Any]:
+    """``status.to_dict()`` for XCom or a trigger event, never over ``[task_runs] xcom_max_bytes``.
+
+    A cloud's run JSON can be large (parameters, definitions); over the limit the ``details``
+    are dropped, loudly: a warning and a ``details_omitted`` note saying why and where to get them.
+    """
+    import json
+
+    data = status.to_dict()
+    size = len(json.dumps(data, default=str).encode())
+    limit = xcom_max_bytes()
+    if size <= limit:
+        return data
+    note = (
+        f"{size} bytes of run details are over [task_runs] xcom_max_bytes ({limit}); "
+        "read them with the hook's get_* method"
+    )
+    (logger or log).warning("Run details not pushed: %s", note)
+    return {**data, "details": {}, "details_omitted": note}
 
 
 def read_for_xcom(chunks: Iterable[bytes], what: str, limit: int | None = None) -> bytes:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
 from airflow_task_runs.core.errors import RunFailedError, TaskRunsError
 
@@ -96,7 +96,9 @@ class TaskRunSensor(BaseSensorOperator):
             )
             self._last_raw_status = status.raw_status
         if status.state is RunState.SUCCEEDED:
-            return PokeReturnValue(is_done=True, xcom_value=status.to_dict())
+            from airflow_task_runs.core.outputs import bounded_status
+
+            return PokeReturnValue(is_done=True, xcom_value=bounded_status(status, self.log))
         if status.state.is_failure:
             raise RunFailedError(self.describe_run(), status)
         if status.state is RunState.SKIPPED:
@@ -108,7 +110,7 @@ class TaskRunSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         # One check in the worker first: a run that is already over needs no triggerer.
-        first = self.poke(context)
+        first = self._first_poke(context)
         if isinstance(first, PokeReturnValue) and first.is_done:
             return first.xcom_value
         from airflow_task_runs.core.triggers import TaskRunTrigger
@@ -128,6 +130,21 @@ class TaskRunSensor(BaseSensorOperator):
             # execute_complete and fails the same way as in poke mode.
             timeout=timedelta(seconds=self.timeout + self.poke_interval + 300),
         )
+
+    def _first_poke(self, context: Context) -> bool | PokeReturnValue:
+        """``poke`` with the same soft_fail / never_fail handling as BaseSensorOperator.execute."""
+        try:
+            return self.poke(context)
+        except AirflowSkipException:
+            raise
+        except AirflowFailException as exc:
+            if self.soft_fail or self.never_fail:
+                raise AirflowSkipException(f"Skipping: {exc}") from exc
+            raise
+        except Exception as exc:
+            if self.never_fail:
+                raise AirflowSkipException(f"Skipping due to never_fail: {exc}") from exc
+            raise
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         from airflow_task_runs.core.states import RunStatus

@@ -73,7 +73,9 @@ class TaskRunTrigger(BaseTrigger):
                     self.log.info("%s is %s (%s)", self.description, status.raw_status, status.state.value)
                     last_raw = status.raw_status
                 if status.state.is_terminal:
-                    yield TriggerEvent({"event": "terminal", "status": status.to_dict()})
+                    from airflow_task_runs.core.outputs import bounded_status
+
+                    yield TriggerEvent({"event": "terminal", "status": bounded_status(status, self.log)})
                     return
                 remaining = self.deadline - time.time()
                 if remaining <= 0:
@@ -82,7 +84,7 @@ class TaskRunTrigger(BaseTrigger):
                             "event": "timeout",
                             "message": f"Sensor has timed out: {self.description} was still "
                             f"{status.raw_status} at the deadline",
-                            "status": status.to_dict(),
+                            "raw_status": status.raw_status,
                         }
                     )
                     return

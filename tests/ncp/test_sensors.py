@@ -145,3 +145,31 @@ def test_trigger_serializes_only_primitives(emu):
 
 def test_templated_fields():
     assert set(NclueTaskRunSensor.template_fields) >= {"run_id"}
+
+
+def test_deferrable_soft_fail_skips_a_run_that_already_failed(emu):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    run_id = emu.add_run(lifecycle=[("failed", 0)], fail_message="x")
+    with pytest.raises(AirflowSkipException):
+        _sensor(run_id, deferrable=True, soft_fail=True).execute(task_context())
+
+
+def test_large_details_are_omitted_from_xcom_loudly(emu, monkeypatch, captured_logs):
+    monkeypatch.setenv("AIRFLOW__TASK_RUNS__XCOM_MAX_BYTES", "300")
+    run_id = emu.add_run(lifecycle=[("completed", 0)], x_notes="n" * 1000)
+    for sensor in (_sensor(run_id), _sensor(run_id, deferrable=True)):
+        result = sensor.execute(task_context())
+        assert result["raw_status"] == "completed"
+        assert result["details"] == {}
+        assert "over [task_runs] xcom_max_bytes (300)" in result["details_omitted"]
+    assert "Run details not pushed" in captured_logs()
+
+
+def test_trigger_event_details_are_bounded_too(emu, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__TASK_RUNS__XCOM_MAX_BYTES", "300")
+    run_id = emu.add_run(lifecycle=[("in_progress", 1), ("completed", 0)], x_notes="n" * 1000)
+    _, trigger = defer(_sensor(run_id, deferrable=True), task_context())
+    event = run_trigger(trigger)
+    assert event["status"]["details"] == {}
+    assert event["status"]["details_omitted"]
