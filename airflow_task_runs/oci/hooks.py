@@ -120,7 +120,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
 
     Connection ``oci``: Login = user OCID, Password = API private key (PEM), extra
     ``tenancy``, ``fingerprint``, ``region``, optional ``key_file`` (instead of the password),
-    ``pass_phrase``, ``endpoint``; or ``config_file`` + ``profile`` (an ``~/.oci/config``);
+    ``passphrase``, ``endpoint``; or ``config_file`` + ``profile`` (an ``~/.oci/config``);
     or ``auth_type`` ``instance_principal`` / ``resource_principal`` (needs the OCI SDK).
     Also ``connect_timeout`` / ``read_timeout``, ``retry_max_attempts`` / ``retry_max_elapsed``,
     ``verify``.
@@ -142,7 +142,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
             extra = self.extra_of(conn)
         except ConnectionConfigError:
             return []
-        return [extra.get("pass_phrase"), extra.get("private_key"), extra.get("key_content")]
+        return [extra.get(name) for name in ("passphrase", "pass_phrase", "private_key", "key_content")]
 
     def credentials(self, conn: Connection | None = None) -> OciCredentials:
         """Resolve and check the connection's fields; errors name the field and the fix."""
@@ -235,13 +235,15 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
                     conn.conn_id, "key_file (extra.key_file)", f"{str(path)!r} cannot be read: {reason}"
                 ) from None
             mask_secrets(pem.strip())
-        pass_phrase = pick("pass_phrase")
+        # "passphrase" and "private_key" are names Airflow redacts in the UI and API; the
+        # config-file spellings (pass_phrase, key_content) are read as aliases.
+        pass_phrase = pick("passphrase") or pick("pass_phrase")
         from airflow_task_runs.oci.auth import PrivateKeyError, load_private_key
 
         try:
             load_private_key(pem, pass_phrase)
         except PrivateKeyError as exc:
-            field = "pass_phrase (extra.pass_phrase)" if "pass_phrase" in str(exc) else "private key (password)"
+            field = "passphrase (extra.passphrase)" if "pass_phrase" in str(exc) else "private key (password)"
             raise ConnectionConfigError(conn.conn_id, field, str(exc)) from None
         return OciCredentials(
             auth_type=auth_type,

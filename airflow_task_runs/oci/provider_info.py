@@ -40,9 +40,10 @@ PROVIDER_INFO: dict[str, Any] = {
                     "description": "key_file= in ~/.oci/config; used when Password (the PEM text) is empty.",
                     "schema": {"type": ["string", "null"]},
                 },
-                "pass_phrase": {
+                "passphrase": {
                     "label": "Private key pass phrase",
-                    "description": "pass_phrase= in ~/.oci/config, for an encrypted key.",
+                    "description": "pass_phrase= in ~/.oci/config, for an encrypted key (extra key passphrase, "
+                    "a name Airflow redacts in the UI and API).",
                     "schema": {"type": ["string", "null"], "format": "password"},
                 },
                 "endpoint": {

@@ -285,3 +285,33 @@ def test_no_key_material_in_logs_or_errors(monkeypatch, emu, captured_logs, capl
     assert "BEGIN PRIVATE KEY" not in text
     assert not [line for line in body_lines if line in text]
     assert signature not in text
+
+
+@pytest.mark.parametrize("key", ["passphrase", "pass_phrase"])
+def test_encrypted_key_with_passphrase_in_extra(task_runs_connections, monkeypatch, key):
+    """The documented extra key is one Airflow's masker hides; the config-file spelling works too."""
+    from airflow.sdk._shared.secrets_masker.secrets_masker import should_hide_value_for_key
+    from cryptography.hazmat.primitives import serialization
+
+    from airflow_task_runs.oci.auth import load_private_key
+
+    emu = task_runs_connections.oci
+    conn = emu.airflow_connection()
+    key_obj = load_private_key(conn["password"])
+    conn["password"] = key_obj.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"correct horse"),
+    ).decode()
+    conn["extra"] = {**conn["extra"], key: "correct horse"}
+    monkeypatch.setenv("AIRFLOW_CONN_OCI_ENCRYPTED", json.dumps(conn))
+    from airflow_task_runs.oci.hooks import OciAiDataPlatformHook
+
+    ok, message = OciAiDataPlatformHook(oci_conn_id="oci_encrypted").test_connection()
+    assert ok, message
+    assert should_hide_value_for_key("passphrase")
+    from airflow_task_runs.oci.provider_info import PROVIDER_INFO
+
+    fields = PROVIDER_INFO["connection-types"][0]["conn-fields"]
+    assert "passphrase" in fields
+    assert fields["passphrase"]["schema"]["format"] == "password"
