@@ -107,6 +107,8 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
     :param destination: file or folder to write to (templated); ``None`` returns the log to XCom.
     :param log_group: the group of a bare stream name (default ``/aws/omics/WorkflowLog``).
     :param page_size: events per GetLogEvents call (``limit``); ``None`` is CloudWatch's default.
+    :param allow_unfinished: fetch the log of a task that has not ended yet. Off by default: a
+        running task's log is incomplete, and written out it would look complete.
     :param aws_conn_id: an ``aws`` connection; ``service_config.logs`` in its extra is honoured.
     """
 
@@ -121,9 +123,11 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
         destination: ObjectStoragePath | str | None = None,
         log_group: str | None = None,
         page_size: int | None = None,
+        allow_unfinished: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(run_id=run_id, **kwargs)
+        self.allow_unfinished = allow_unfinished
         if page_size is not None and not 1 <= page_size <= 10000:
             raise ValueError(f"page_size must be from 1 to 10000 (CloudWatch's bound), got {page_size!r}")
         self.run_task_id = run_task_id
@@ -132,9 +136,9 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
         self.page_size = page_size
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_task_runs.aws.hooks import DEFAULT_LOG_GROUP, parse_log_stream
+        from airflow_task_runs.aws.hooks import DEFAULT_LOG_GROUP, TASK_STATES, parse_log_stream
         from airflow_task_runs.aws.links import push_run_links
-        from airflow_task_runs.core.errors import TaskRunsError
+        from airflow_task_runs.core.errors import RunNotFinishedError, TaskRunsError
         from airflow_task_runs.core.outputs import read_for_xcom, write_atomically
 
         hook = self.hook
@@ -145,6 +149,12 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
             raise TaskRunsError(
                 f"HealthOmics run {self.run_id} task {self.run_task_id} is {task.status} and has no logStream yet; "
                 "wait for it with HealthOmicsRunTaskSensor before fetching its log"
+            )
+        state = TASK_STATES.lookup(task.status)
+        if not (state and state.is_terminal) and not self.allow_unfinished:
+            raise RunNotFinishedError(
+                f"HealthOmics run {self.run_id} task {self.run_task_id} is {task.status}: its log is not complete "
+                "yet. Wait for it with HealthOmicsRunTaskSensor, or pass allow_unfinished=True for a partial log"
             )
         group, stream = parse_log_stream(task.logStream, self.log_group or DEFAULT_LOG_GROUP)
         what = f"HealthOmics run {self.run_id} task {self.run_task_id} log ({group} {stream})"
@@ -163,6 +173,7 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
             "taskId": self.run_task_id,
             "logGroup": group,
             "logStream": stream,
+            "taskStatus": task.status,
         }
         if self.destination is None:
             text = read_for_xcom(lines(), what).decode("utf-8")

@@ -172,3 +172,27 @@ def test_task_without_log_stream_is_refused(emu, monkeypatch):
     monkeypatch.setattr(HealthOmicsHook, "get_run_task", no_stream)
     with pytest.raises(TaskRunsError, match="no logStream yet"):
         HealthOmicsFetchTaskLogOperator(task_id="log", run_id=run_id, run_task_id=task_id).execute(task_context())
+
+
+def test_log_of_a_running_task_is_refused_unless_asked(emu, output_dir):
+    from airflow_task_runs.core.errors import RunNotFinishedError
+
+    run_id, task_id = _task(emu, status="RUNNING")
+    op = HealthOmicsFetchTaskLogOperator(
+        task_id="log", run_id=run_id, run_task_id=task_id, destination=f"file://{output_dir}/"
+    )
+    with pytest.raises(RunNotFinishedError, match="is RUNNING: its log is not complete"):
+        op.execute(task_context())
+    assert list(output_dir.iterdir()) == []
+    partial = HealthOmicsFetchTaskLogOperator(
+        task_id="log", run_id=run_id, run_task_id=task_id, allow_unfinished=True
+    ).execute(task_context())
+    assert partial["taskStatus"] == "RUNNING"
+    assert partial["log"].splitlines() == LINES
+
+
+def test_log_of_a_failed_task_is_fetched(emu):
+    run_id, task_id = _task(emu, status="FAILED")
+    result = HealthOmicsFetchTaskLogOperator(task_id="log", run_id=run_id, run_task_id=task_id).execute(task_context())
+    assert result["taskStatus"] == "FAILED"
+    assert result["lines"] == len(LINES)
