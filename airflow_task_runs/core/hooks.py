@@ -106,7 +106,12 @@ class HttpTaskRunHook(TaskRunHook):
 
     async def asession(self) -> ApiSession:
         if self._session is None:
-            self._session = self._build_session(await self.aconnection())
+            conn = await self.aconnection()
+            # Building a session may read a key file or (OCI principals) call a metadata
+            # service: keep that off the triggerer's event loop.
+            import asyncio
+
+            self._session = await asyncio.to_thread(self._build_session, conn)
         return self._session
 
     def get_conn(self) -> ApiSession:

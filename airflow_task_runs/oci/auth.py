@@ -15,11 +15,12 @@ adapts the official SDK's signer (installed with the ``oci-sdk`` extra) to httpx
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import hashlib
 import time
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -188,10 +189,19 @@ class OciSdkSignerAuth(httpx.Auth):
             return cls(signers.get_resource_principals_signer())
         raise ValueError(f"unknown auth_type {auth_type!r}")
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def _apply(self, request: httpx.Request) -> None:
         shim = _SdkRequestShim(request)
         self._signer(shim)
         for name, value in shim.headers.items():
             if request.headers.get(name) != value:
                 request.headers[name] = value
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self._apply(request)
+        yield request
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # The SDK signer fetches and refreshes its token with blocking HTTP calls: in the
+        # triggerer that must happen off the event loop.
+        await asyncio.to_thread(self._apply, request)
         yield request

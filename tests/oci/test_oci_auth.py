@@ -121,3 +121,26 @@ def test_sdk_auth_types_explain_the_missing_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "oci", None)
     with pytest.raises(ImportError, match=r"airflow-task-runs\[oci-sdk\]"):
         OciSdkSignerAuth.for_auth_type("instance_principal")
+
+
+async def test_sdk_signer_runs_off_the_event_loop():
+    """Instance/resource-principal signers make blocking HTTP calls: never on the triggerer's loop."""
+    import threading
+
+    import httpx
+
+    from airflow_task_runs.oci.auth import OciSdkSignerAuth
+
+    seen: list[str] = []
+
+    def fake_signer(shim):
+        seen.append(threading.current_thread().name)
+        shim.headers["authorization"] = 'Signature keyId="ST$token"'
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"auth": request.headers["authorization"]})
+
+    async with httpx.AsyncClient(auth=OciSdkSignerAuth(fake_signer), transport=httpx.MockTransport(handler)) as client:
+        response = await client.get("https://aidp.example/20260430/x")
+    assert response.json()["auth"] == 'Signature keyId="ST$token"'
+    assert seen and seen[0] != threading.main_thread().name
