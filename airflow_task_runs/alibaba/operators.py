@@ -156,13 +156,9 @@ class RosFetchAITaskOutputOperator(BaseOperator):
         return output[self.output_field]
 
     def _to_xcom(self, value: Any, what: str) -> Any:
-        import json
+        from airflow_task_runs.core.outputs import xcom_value
 
-        from airflow_task_runs.core.outputs import guard_xcom_size, json_safe
-
-        safe = json_safe(value)
-        guard_xcom_size(what, len(json.dumps(safe).encode()))
-        return safe
+        return xcom_value(what, value)
 
     def _to_destination(self, task: AITask, value: Any, destination: ObjectStoragePath | str) -> dict[str, Any]:
         from airflow_task_runs.core.outputs import as_object_storage_path, is_folder_destination, write_bytes_atomically

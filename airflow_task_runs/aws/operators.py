@@ -73,15 +73,16 @@ class HealthOmicsGetRunTaskOperator(_HealthOmicsOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_task_runs.aws.links import push_run_links
-        from airflow_task_runs.core.outputs import json_safe
+        from airflow_task_runs.core.outputs import xcom_value
 
         hook = self.hook
         push_run_links(context, hook, self.run_id, self.run_task_id)
         task = hook.get_run_task(self.run_id, self.run_task_id)
         run = hook.get_run(self.run_id)
         self.log.info("HealthOmics run %s task %s (%s) is %s", self.run_id, self.run_task_id, task.name, task.status)
-        details: dict[str, Any] = json_safe(
-            {"runId": self.run_id, "runUuid": run.uuid, **task.model_dump(mode="json", exclude_none=True)}
+        details: dict[str, Any] = xcom_value(
+            f"HealthOmics run {self.run_id} task {self.run_task_id} details",
+            {"runId": self.run_id, "runUuid": run.uuid, **task.model_dump(mode="json", exclude_none=True)},
         )
         return details
 
@@ -223,11 +224,10 @@ class HealthOmicsListRunOutputsOperator(_HealthOmicsOperator):
         self.page_size = page_size
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import json
 
         from airflow_task_runs.aws.links import push_run_links
         from airflow_task_runs.core.errors import RunFailedError, RunNotFinishedError
-        from airflow_task_runs.core.outputs import guard_xcom_size
+        from airflow_task_runs.core.outputs import xcom_value
         from airflow_task_runs.core.states import RunState
 
         hook = self.hook
@@ -246,5 +246,5 @@ class HealthOmicsListRunOutputsOperator(_HealthOmicsOperator):
         uris = list(hook.iter_output_uris(root, self.page_size))
         self.log.info("HealthOmics run %s has %d output object(s) under %s", self.run_id, len(uris), root)
         result = {"runId": self.run_id, "runUuid": run.uuid, "outputUri": root, "uris": uris}
-        guard_xcom_size(f"HealthOmics run {self.run_id} output listing", len(json.dumps(result).encode()))
-        return result
+        listing: dict[str, Any] = xcom_value(f"HealthOmics run {self.run_id} output listing", result)
+        return listing

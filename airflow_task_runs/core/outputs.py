@@ -39,6 +39,15 @@ def guard_xcom_size(what: str, size: int, limit: int | None = None) -> None:
         raise OutputTooLargeError(what, size, limit)
 
 
+def xcom_value(what: str, value: Any, limit: int | None = None) -> Any:
+    """``value`` as plain JSON data for XCom; over ``[task_runs] xcom_max_bytes`` an OutputTooLargeError."""
+    import json
+
+    text = json.dumps(value, default=str)
+    guard_xcom_size(what, len(text.encode()), limit)
+    return json.loads(text)
+
+
 def bounded_status(status: RunStatus, logger: Any = None) -> dict[str, Any]:
     """``status.to_dict()`` for XCom or a trigger event, never over ``[task_runs] xcom_max_bytes``.
 

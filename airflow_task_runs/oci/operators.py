@@ -101,7 +101,7 @@ class OciFetchTaskRunOutputOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         from airflow_task_runs.core.errors import OutputTooLargeError
-        from airflow_task_runs.core.outputs import guard_xcom_size, json_safe, xcom_max_bytes
+        from airflow_task_runs.core.outputs import json_safe, xcom_max_bytes, xcom_value
         from airflow_task_runs.oci.links import task_run_console_url
         from airflow_task_runs.oci.output_stream import BodyTooLarge
 
@@ -136,12 +136,9 @@ class OciFetchTaskRunOutputOperator(BaseOperator):
                 exc.size,
                 limit,
             ) from None
-        result = json_safe(result)
         if not self.destination:
-            import json
-
-            guard_xcom_size(what, len(json.dumps(result).encode()))
-        return result
+            return xcom_value(what, result)
+        return json_safe(result)
 
     def _collect(self, streamed: StreamedOutput, what: str) -> dict[str, Any]:
         output = streamed.output
@@ -260,9 +257,8 @@ class OciGetExperimentRunOperator(BaseOperator):
         self.oci_conn_id = oci_conn_id
 
     def execute(self, context: Context) -> Any:
-        import json
 
-        from airflow_task_runs.core.outputs import guard_xcom_size, json_safe
+        from airflow_task_runs.core.outputs import json_safe, xcom_value
         from airflow_task_runs.oci.hooks import OciAiDataPlatformHook
         from airflow_task_runs.oci.links import experiment_run_console_url
 
@@ -283,5 +279,4 @@ class OciGetExperimentRunOperator(BaseOperator):
             len(result["params"]),
             run.request_id,
         )
-        guard_xcom_size(f"OCI MLflow run {self.run_id}", len(json.dumps(result).encode()))
-        return result
+        return xcom_value(f"OCI MLflow run {self.run_id}", result)

@@ -196,3 +196,12 @@ def test_log_of_a_failed_task_is_fetched(emu):
     result = HealthOmicsFetchTaskLogOperator(task_id="log", run_id=run_id, run_task_id=task_id).execute(task_context())
     assert result["taskStatus"] == "FAILED"
     assert result["lines"] == len(LINES)
+
+
+def test_run_task_details_are_size_guarded(emu, monkeypatch):
+    from airflow_task_runs.core.errors import OutputTooLargeError
+
+    monkeypatch.setenv("AIRFLOW__TASK_RUNS__XCOM_MAX_BYTES", "100")
+    run_id, task_id = _task(emu)
+    with pytest.raises(OutputTooLargeError, match=f"HealthOmics run {run_id} task {task_id} details is"):
+        HealthOmicsGetRunTaskOperator(task_id="details", run_id=run_id, run_task_id=task_id).execute(task_context())

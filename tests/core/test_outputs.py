@@ -94,3 +94,14 @@ def test_xcom_guard_counts_a_list_once():
     with pytest.raises(OutputTooLargeError) as caught:
         read_for_xcom([b"x" * 10, b"y" * 10], "the result", limit=15)
     assert caught.value.size == 20
+
+
+def test_xcom_value_is_plain_json_and_guarded():
+    import datetime as dt
+
+    from airflow_task_runs.core.outputs import xcom_value
+
+    when = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)
+    assert xcom_value("x", {"at": when, "n": (1, 2)}) == {"at": str(when), "n": [1, 2]}
+    with pytest.raises(OutputTooLargeError, match="the listing is 21 bytes, over the XCom limit of 10"):
+        xcom_value("the listing", {"k": "0123456789ab"}, limit=10)
