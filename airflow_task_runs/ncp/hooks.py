@@ -96,7 +96,7 @@ class NclueHook(HttpTaskRunHook):
         return url
 
     def _build_session(self, conn: Connection) -> ApiSession:
-        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts
+        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts, max_response_bytes
         from airflow_task_runs.ncp.auth import NcpApiGatewayAuth
 
         access_key, secret_key = self._credentials(conn)
@@ -112,6 +112,7 @@ class NclueHook(HttpTaskRunHook):
             timeouts=Timeouts.from_extra(extra),
             retry=RetryPolicy.from_extra(extra),
             verify=extra.get("verify", True),
+            max_response_bytes=max_response_bytes(extra),
         )
 
     # -- task runs ---------------------------------------------------------------------------
@@ -125,8 +126,9 @@ class NclueHook(HttpTaskRunHook):
 
     @staticmethod
     def _run_path(run_id: str) -> str:
-        if not isinstance(run_id, str) or not run_id.strip():
-            raise ValueError("run_id is empty: pass the NCLUE task run id (run_id in the task-runs list)")
+        from airflow_task_runs.core.ids import path_segment
+
+        run_id = path_segment(run_id, "run_id", "pass the NCLUE task run id (run_id in the task-runs list)")
         return f"/task-runs/{urllib.parse.quote(run_id, safe='')}"
 
     def list_task_runs(self, index: int = 0, limit: int = 20) -> TaskRunList:

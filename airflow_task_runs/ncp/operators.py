@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_task_runs.core.ids import check_literal_ids
+
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
@@ -39,6 +41,7 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(run_id=run_id)
         self.run_id = run_id
         self.destination = destination
         self.ncp_conn_id = ncp_conn_id
