@@ -105,3 +105,14 @@ class OutputTooLargeError(TaskRunsError):
 
 class OutputIntegrityError(TaskRunsError):
     """Received content does not match what the cloud declared (length, encoding, compression)."""
+
+
+class RunNotCancellableError(TaskRunsError):
+    """The cloud cannot cancel the run in its current state; the message says which and why."""
+
+
+class CreateOutcomeUnknownError(TaskRunsError):
+    """A create request without an idempotency token failed in a way that may have created the run.
+
+    Repeating it blindly could start a second run; the caller looks the run up before trying again.
+    """
