@@ -122,7 +122,9 @@ def _may_have_been_received(exc: BaseException) -> bool:
     if isinstance(exc, httpx.TransportError):
         return not isinstance(exc, httpx.ConnectError)  # a refused connection sent nothing
     if isinstance(exc, ApiError):
-        return exc.status_code is None or exc.status_code == 408 or exc.status_code >= 500
+        if exc.status_code is None:  # a transport error, mapped by the session (its class in ``code``)
+            return exc.code not in ("ConnectError", "ConnectTimeout")  # a refused connection sent nothing
+        return exc.status_code == 408 or exc.status_code >= 500
     return False
 
 
