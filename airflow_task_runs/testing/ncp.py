@@ -81,6 +81,8 @@ class NclueEmulator(EmulatorServer):
         self.deleted: list[str] = []
         #: answer this many creates with a 504 *after* creating the run (a reply lost on the way back)
         self.lose_create_replies = 0
+        #: refuse this many list calls with a 403 (to script a look-up that fails)
+        self.refuse_lists = 0
 
     # -- scripting ---------------------------------------------------------------------------
     def add_run(
@@ -234,6 +236,10 @@ class NclueEmulator(EmulatorServer):
         return Reply.json(200, {"run_id": run.run_id}, trace)
 
     def _list(self, request: Request, trace: dict[str, str]) -> Reply:
+        with self._lock:
+            refused, self.refuse_lists = self.refuse_lists > 0, max(0, self.refuse_lists - 1)
+        if refused:
+            return _gateway_error(403, "NCLUE-403", "listing task runs is not permitted right now")
         query = request.query
         try:
             index = int(query.get("index", 0))

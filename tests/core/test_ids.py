@@ -37,12 +37,13 @@ def _constructors():
     from airflow_task_runs.alibaba.operators import RosFetchAITaskOutputOperator
     from airflow_task_runs.alibaba.sensors import RosAITaskSensor
     from airflow_task_runs.aws.operators import (
+        HealthOmicsCancelRunOperator,
         HealthOmicsFetchTaskLogOperator,
         HealthOmicsGetRunTaskOperator,
         HealthOmicsListRunOutputsOperator,
     )
     from airflow_task_runs.aws.sensors import HealthOmicsRunSensor, HealthOmicsRunTaskSensor
-    from airflow_task_runs.ncp.operators import NclueFetchTaskRunResultOperator
+    from airflow_task_runs.ncp.operators import NclueCancelTaskRunOperator, NclueFetchTaskRunResultOperator
     from airflow_task_runs.ncp.sensors import NclueTaskRunSensor
     from airflow_task_runs.oci.operators import OciFetchTaskRunOutputOperator, OciGetExperimentRunOperator
     from airflow_task_runs.oci.sensors import OciMlflowRunSensor, OciTaskRunSensor
@@ -51,6 +52,7 @@ def _constructors():
     return [
         (NclueTaskRunSensor, {"run_id": "r"}, "run_id"),
         (NclueFetchTaskRunResultOperator, {"run_id": "r"}, "run_id"),
+        (NclueCancelTaskRunOperator, {"run_id": "r"}, "run_id"),
         (OciTaskRunSensor, {**oci, "task_run_key": "k"}, "task_run_key"),
         (OciTaskRunSensor, {**oci, "task_run_key": "k"}, "workspace_key"),
         (OciFetchTaskRunOutputOperator, {**oci, "task_run_key": "k"}, "task_run_key"),
@@ -61,6 +63,7 @@ def _constructors():
         (HealthOmicsGetRunTaskOperator, {"run_id": "1", "run_task_id": "2"}, "run_id"),
         (HealthOmicsFetchTaskLogOperator, {"run_id": "1", "run_task_id": "2"}, "run_task_id"),
         (HealthOmicsListRunOutputsOperator, {"run_id": "1"}, "run_id"),
+        (HealthOmicsCancelRunOperator, {"run_id": "1"}, "run_id"),
         (RosAITaskSensor, {"ai_task_id": "t-1"}, "ai_task_id"),
         (RosFetchAITaskOutputOperator, {"ai_task_id": "t-1"}, "ai_task_id"),
     ]
