@@ -74,6 +74,8 @@ def explain(probe: ConnectionProbe, exc: BaseException) -> str:
     """The message a connection test shows for ``exc``: cloud, host, what happened, what to check."""
     if isinstance(exc, ConnectionConfigError):
         return str(exc)
+    if isinstance(exc, ApiError) and exc.status_code is None:  # the session's own words on the wire
+        return f"{probe.cloud}: cannot reach {probe.host}: {exc.message} (in this connection: {probe.host_field})"
     if _is_transport(exc):
         return (
             f"{probe.cloud}: cannot reach {probe.host}: {_transport_reason(exc)}. "
