@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_task_runs.core.lineage import OUTPUT_TEMPLATE_FIELDS, WritesOutputs
+
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_task_runs.ncp.hooks import NclueHook
 
 
-class NclueFetchTaskRunResultOperator(BaseOperator):
+class NclueFetchTaskRunResultOperator(WritesOutputs, BaseOperator):
     """Stream a completed run's result file to ``destination``, or return its text to XCom.
 
     The file is read by key from NCP Object Storage (``result_bucket`` /
@@ -25,23 +27,28 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
 
     :param run_id: the NCLUE task run id (templated).
     :param destination: where to write the file (templated); ``None`` returns its text.
+    :param destination_conn_id: the connection to write with (templated); default: the URI's
+        ``conn_id@`` part, else the store's default credentials.
+    :param asset_alias: an ``AssetAlias`` name that gets the written file as an Asset event.
     :param ncp_conn_id: an ``ncp`` connection.
     """
 
-    template_fields: Sequence[str] = ("run_id", "destination", "ncp_conn_id")
+    template_fields: Sequence[str] = ("run_id", *OUTPUT_TEMPLATE_FIELDS, "ncp_conn_id")
 
     def __init__(
         self,
         *,
         run_id: str,
         destination: ObjectStoragePath | str | None = None,
+        destination_conn_id: str | None = None,
+        asset_alias: str | None = None,
         ncp_conn_id: str = "ncp_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.run_id = run_id
-        self.destination = destination
         self.ncp_conn_id = ncp_conn_id
+        self._init_outputs(destination, destination_conn_id, asset_alias)
 
     @property
     def hook(self) -> NclueHook:
@@ -50,11 +57,13 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
         return NclueHook(ncp_conn_id=self.ncp_conn_id)
 
     def execute(self, context: Context) -> Any:
-        from airflow_task_runs.core.errors import RunNotFinishedError
-        from airflow_task_runs.core.outputs import file_destination, read_for_xcom, write_atomically
+        from airflow_task_runs.core.errors import RunNotFinishedError, TaskRunsError
+        from airflow_task_runs.core.outputs import read_for_xcom, write_atomically
         from airflow_task_runs.core.states import RunState
 
+        destination = self.resolve_output()  # a destination that cannot work fails before any cloud call
         hook = self.hook
+        self.set_lineage_input(f"nclue://{_host(hook)}", f"task-runs/{self.run_id}")
         run = hook.get_task_run(self.run_id)
         status = hook.status_of(run)
         if status.state is not RunState.SUCCEEDED:
@@ -63,10 +72,16 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
                 f"NCLUE task run {self.run_id} is {run.status}, not completed{reason}; "
                 "wait for it with NclueTaskRunSensor before fetching its result"
             )
+        name = posixpath.basename(str(run.result_file_path or ""))
+        if not name:
+            raise TaskRunsError(
+                f"NCLUE task run {self.run_id}: result_file_path {run.result_file_path!r} names a folder, not a "
+                "file (it ends with '/'); there is no result file to fetch. Nothing was written"
+            )
         size, chunks = hook.open_result(run)
         what = f"NCLUE task run {self.run_id} result {run.result_bucket}/{run.result_file_path}"
         self.log.info("Fetching %s (%d bytes)", what, size)
-        if self.destination is None:
+        if destination is None:
             data = read_for_xcom(chunks, what)
             try:
                 return data.decode("utf-8")
@@ -75,8 +90,8 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
                     f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                     "pass destination= to copy it byte for byte to object storage"
                 ) from None
-        target = file_destination(self.destination, posixpath.basename(str(run.result_file_path)))
-        uri = write_atomically(target, chunks, expected_size=size)
+        uri = write_atomically(destination.file(name), chunks, expected_size=size)
+        self.record_outputs(context, [uri])
         return {
             "uri": uri,
             "size": size,
@@ -84,3 +99,9 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
             "result_bucket": run.result_bucket,
             "result_file_path": run.result_file_path,
         }
+
+
+def _host(hook: NclueHook) -> str:
+    import urllib.parse
+
+    return urllib.parse.urlsplit(hook.api_url(hook.connection)).netloc
