@@ -204,7 +204,9 @@ class HealthOmicsHook(AwsBaseHook):
     def client(self) -> Any:
         """The sync boto3 ``omics`` client (one per hook, reused)."""
         self._mask_credentials()
-        return self.conn
+        from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
+
+        return support_output_uri_prefix_mode(self.conn)
 
     async def aclient(self) -> Any:
         """The aiobotocore ``omics`` client, opened once and kept until :meth:`aclose`.
@@ -219,6 +221,9 @@ class HealthOmicsHook(AwsBaseHook):
             stack = contextlib.AsyncExitStack()
             self._async_client = await stack.enter_async_context(await self.get_async_conn())
             self._async_stack = stack
+            from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
+
+            support_output_uri_prefix_mode(self._async_client)
         return self._async_client
 
     async def aclose(self) -> None:
@@ -406,6 +411,41 @@ class HealthOmicsHook(AwsBaseHook):
         """The region the console links point at."""
         region = self.region_name or self.conn_region_name
         return str(region)
+
+    # -- start and cancel --------------------------------------------------------------------
+    def start_run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``StartRun`` (checked input from :func:`aws.runs.start_run_request`); the answer's fields.
+
+        ``requestId`` is the idempotency token: botocore's retries (5xx, throttling) resend the same
+        body, and HealthOmics starts one run per token, so a retried call never starts a second run.
+        """
+        what = f"workflow {request.get('workflowId') or request.get('runId')}, requestId {request.get('requestId')}"
+        with _mapped("StartRun", what):
+            body, request_id = _strip(self.client.start_run(**request))
+        self.log.info("Started HealthOmics run %s (%s) [request id %s]", body.get("id"), what, request_id)
+        return body
+
+    def _cancel_needed(self, run: Run) -> bool:
+        state = RUN_STATES.lookup(run.status)
+        return not (state is not None and state.is_terminal)
+
+    def cancel_run(self, run_id: str) -> bool:
+        """``CancelRun`` unless the run has ended already; ``False`` then (nothing to cancel)."""
+        if not self._cancel_needed(self.get_run(run_id)):
+            return False
+        with _mapped("CancelRun", f"run {run_id}"):
+            self.client.cancel_run(id=run_id)
+        self.log.info("Cancelled HealthOmics run %s", run_id)
+        return True
+
+    async def acancel_run(self, run_id: str) -> bool:
+        if not self._cancel_needed(await self.aget_run(run_id)):
+            return False
+        client = await self.aclient()
+        with _mapped("CancelRun", f"run {run_id}"):
+            await client.cancel_run(id=run_id)
+        self.log.info("Cancelled HealthOmics run %s", run_id)
+        return True
 
     # -- UI ----------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:  # type: ignore[override]

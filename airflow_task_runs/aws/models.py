@@ -68,6 +68,8 @@ class Run(ApiModel):
     storageType: str | None = None
     outputUri: str | None = None
     runOutputUri: str | None = None
+    #: SERVICE_DEFINED (outputs under ``<outputUri>/<id>/``) or NONE_WITH_OVERWRITE (directly under outputUri)
+    outputUriPrefixMode: str | None = None
     logLevel: str | None = None
     logLocation: dict[str, Any] | None = None
     resourceDigests: dict[str, str] | None = None

@@ -103,3 +103,14 @@ class DestinationConfigError(AirflowFailException, TaskRunsError, ValueError):
 
 class DestinationWriteError(TaskRunsError):
     """The destination store refused or failed a write; nothing was left at the destination."""
+
+
+class RunNotCancellableError(TaskRunsError):
+    """The cloud cannot cancel the run in its current state; the message says which and why."""
+
+
+class CreateOutcomeUnknownError(TaskRunsError):
+    """A create request without an idempotency token failed in a way that may have created the run.
+
+    Repeating it blindly could start a second run; the caller looks the run up before trying again.
+    """

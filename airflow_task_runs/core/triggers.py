@@ -17,6 +17,10 @@ class TaskRunTrigger(BaseTrigger):
     method's name, the run reference and timing. Yields exactly one event:
     ``{"event": "terminal", "status": {...}}``, ``{"event": "timeout", ...}`` or
     ``{"event": "error", "message": ...}``.
+
+    ``cancel_method`` names the hook's async method that cancels the run (called with the run
+    reference) when a user kills the deferred task. Only an operator that started the run sets
+    it; a sensor watches runs it does not own and leaves it ``None``.
     """
 
     def __init__(
@@ -29,6 +33,7 @@ class TaskRunTrigger(BaseTrigger):
         poll_interval: float,
         deadline: float,
         description: str = "run",
+        cancel_method: str | None = None,
     ) -> None:
         super().__init__()
         self.hook_path = hook_path
@@ -38,6 +43,7 @@ class TaskRunTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.deadline = deadline
         self.description = description
+        self.cancel_method = cancel_method
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -50,6 +56,7 @@ class TaskRunTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "description": self.description,
+                "cancel_method": self.cancel_method,
             },
         )
 
@@ -89,5 +96,21 @@ class TaskRunTrigger(BaseTrigger):
                     )
                     return
                 await asyncio.sleep(min(self.poll_interval, remaining))
+        finally:
+            await hook.aclose()
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task: cancel the run if this task started it.
+
+        Not called on triggerer restarts, redistribution or timeouts (Airflow's contract), so
+        a run is never cancelled because a triggerer went away. The triggerer bounds the call
+        (``[triggerer] on_kill_timeout``) and logs what it raises.
+        """
+        if not self.cancel_method:
+            return
+        hook = self._hook()  # run()'s hook is closed by now: the kill cancelled run() first
+        try:
+            await getattr(hook, self.cancel_method)(**self.run_ref)
+            self.log.info("Cancelled %s: its task was killed", self.description)
         finally:
             await hook.aclose()

@@ -62,6 +62,70 @@ def safe_object_key(path: str | None, conn_id: str = "", *, field: str = "result
     return path
 
 
+#: what NCP's "Create task run" page refuses in ``result_file_path`` (besides codes 0-31 and 128-255)
+RESULT_PATH_FORBIDDEN = "&$@=;:+,?*\\{}^%`[]<>~#|\"'"
+#: longest run ``name`` the page allows
+MAX_RUN_NAME = 100
+#: statuses NCLUE lets a run be deleted in; of those only ``registered`` has not started
+DELETABLE = ("registered", "completed", "complete", "failed")
+
+
+def task_run_request(
+    *, name: str, task_id: str, feature_id: str, result_bucket: str, result_file_path: str
+) -> dict[str, str]:
+    """The body of ``POST /task-runs``, checked as NCP's "Create task run" page says.
+
+    Every field is required; ``name`` is 1-100 characters; ``result_file_path`` must avoid the
+    page's forbidden characters (and, so the fetch operator can read the result back, must be a
+    relative key without ``..``). A path ending in ``/`` is a folder: NCLUE names the file
+    ``nclue_<random>_<time>.tsv`` in it; otherwise it appends ``_<random>_<time>.tsv``.
+    """
+    fields = {
+        "name": name,
+        "task_id": task_id,
+        "feature_id": feature_id,
+        "result_bucket": result_bucket,
+        "result_file_path": result_file_path,
+    }
+    param = {"task_id": "nclue_task_id", "feature_id": "feature_id"}
+    for key, value in fields.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(
+                f"NCLUE create task run: {param.get(key, key)} is missing or empty; it is required "
+                f"({key!r} in POST /api/v1/task-runs)"
+            )
+    if len(name) > MAX_RUN_NAME:
+        raise ValueError(f"NCLUE create task run: name is {len(name)} characters; NCLUE allows 1-{MAX_RUN_NAME}")
+    if "/" in result_bucket:
+        raise ValueError(f"NCLUE create task run: result_bucket {result_bucket!r} is a bucket name, not a path")
+    bad = sorted({c for c in result_file_path if c in RESULT_PATH_FORBIDDEN or ord(c) < 32 or 127 < ord(c) < 256})
+    if bad:
+        raise ValueError(
+            f"NCLUE create task run: result_file_path {result_file_path!r} contains {''.join(bad)!r}, "
+            f"which NCLUE refuses (forbidden: {RESULT_PATH_FORBIDDEN} and character codes 0-31, 128-255)"
+        )
+    if not result_file_path.endswith("/"):
+        safe_object_key(result_file_path, field="result_file_path")
+    elif result_file_path.startswith("/") or ".." in result_file_path.split("/"):
+        raise ValueError(
+            f"NCLUE create task run: result_file_path {result_file_path!r} must be a relative key without '..'"
+        )
+    return fields
+
+
+def _may_have_been_received(exc: BaseException) -> bool:
+    """Whether a failed POST may still have reached NCLUE (no answer, a timeout or a 5xx)."""
+    import httpx
+
+    from airflow_task_runs.core.errors import ApiError
+
+    if isinstance(exc, httpx.TransportError):
+        return not isinstance(exc, httpx.ConnectError)  # a refused connection sent nothing
+    if isinstance(exc, ApiError):
+        return exc.status_code is None or exc.status_code == 408 or exc.status_code >= 500
+    return False
+
+
 class NclueHook(HttpTaskRunHook):
     """NCLUE task runs, signed with the API Gateway signature v2.
 
@@ -194,6 +258,119 @@ class NclueHook(HttpTaskRunHook):
 
     async def aget_status(self, run_id: str) -> RunStatus:
         return self.status_of(await self.aget_task_run(run_id))
+
+    # -- create and cancel (NCP pages "Create task run" and "Delete task run") ---------------
+    def find_task_runs(self, name: str, task_id: str | None = None, feature_id: str | None = None) -> list[TaskRun]:
+        """Every run named ``name`` (and, when given, on that task and feature), oldest first."""
+        return [
+            run
+            for run in self.iter_task_runs()
+            if run.run_name == name
+            and (task_id is None or run.task_id == task_id)
+            and (feature_id is None or run.feature_id == feature_id)
+        ]
+
+    def find_created_run(self, request: dict[str, str], exclude: tuple[str, ...] = ()) -> TaskRun | None:
+        """The run a create ``request`` made, if NCLUE has it: the newest match not in ``exclude``."""
+        matches = [
+            run
+            for run in self.find_task_runs(request["name"], request["task_id"], request["feature_id"])
+            if run.run_id not in exclude
+        ]
+        if len(matches) > 1:
+            self.log.warning(
+                "NCLUE has %d runs named %r on this task and feature (%s); taking the newest. "
+                "Give each run its own name so a retry can tell them apart",
+                len(matches),
+                request["name"],
+                ", ".join(r.run_id for r in matches),
+            )
+        return max(matches, key=lambda r: r.created_at or "") if matches else None
+
+    def create_task_run(self, request: dict[str, str], exclude: tuple[str, ...] = ()) -> str:
+        """``POST /task-runs`` exactly once; the new run's id.
+
+        NCLUE takes no idempotency token, so the POST is never retried. When it fails in a way
+        that may have created the run (no answer, a timeout, a 5xx), the run is looked up by
+        name first: found, its id is returned; not found, :class:`CreateOutcomeUnknownError`
+        says so, and the next attempt looks again before creating.
+        """
+        from airflow_task_runs.core.errors import CreateOutcomeUnknownError
+        from airflow_task_runs.ncp.models import CreatedTaskRun
+
+        session = self.session
+        try:
+            body, response = session.request_json("POST", "/task-runs", json_body=request, retry_ok=False)
+        except Exception as exc:
+            if not _may_have_been_received(exc):
+                raise
+            self.log.warning("NCLUE create of %r failed (%s); looking it up by name", request["name"], exc)
+            existing = self.find_created_run(request, exclude)
+            if existing is None:
+                raise CreateOutcomeUnknownError(
+                    f"NCLUE create task run {request['name']!r} failed ({exc}) and no run of that name exists "
+                    "yet. The request may still be processed; a retry of this task looks the run up by name "
+                    "again before creating one"
+                ) from exc
+            self.log.info("NCLUE created run %s for %r after all", existing.run_id, request["name"])
+            return existing.run_id
+        created: CreatedTaskRun = session.parse_model(CreatedTaskRun, body, response)
+        return created.run_id
+
+    @staticmethod
+    def _cancel_needed(run: TaskRun) -> bool:
+        """Delete only a run that has not started; say clearly why a started run cannot be cancelled."""
+        from airflow_task_runs.core.errors import RunNotCancellableError
+
+        status = (run.status or "").lower()
+        if status == "registered":
+            return True
+        if status in DELETABLE:
+            return False  # it has ended: nothing to cancel (and its record is the user's)
+        raise RunNotCancellableError(
+            f"NCLUE task run {run.run_id} is {run.status}: NCLUE cancels a run only while it is registered "
+            "(by deleting it); once pending or in_progress it runs to its end and cannot be stopped"
+        )
+
+    def _deleted(self, run_id: str, exc: Exception) -> bool:
+        """A DELETE's error: 404 means it is gone (a retried DELETE); otherwise the run moved on."""
+        from airflow_task_runs.core.errors import ApiError, RunNotCancellableError
+
+        if isinstance(exc, ApiError) and exc.status_code == 404:
+            return True
+        if isinstance(exc, ApiError) and exc.status_code is not None and 400 <= exc.status_code < 500:
+            raise RunNotCancellableError(
+                f"NCLUE refused to delete task run {run_id} ({exc.message}): it has most likely left "
+                "registered, and a started run cannot be cancelled"
+            ) from exc
+        return False
+
+    def cancel_task_run(self, run_id: str) -> bool:
+        """Cancel a run by deleting it while ``registered``; ``False`` when it had already ended.
+
+        Raises :class:`RunNotCancellableError` for a run that is pending or in progress.
+        """
+        if not self._cancel_needed(self.get_task_run(run_id)):
+            return False
+        try:
+            self.session.request_json("DELETE", self._run_path(run_id))
+        except Exception as exc:
+            if not self._deleted(run_id, exc):
+                raise
+        self.log.info("Cancelled NCLUE task run %s (deleted while registered)", run_id)
+        return True
+
+    async def acancel_task_run(self, run_id: str) -> bool:
+        if not self._cancel_needed(await self.aget_task_run(run_id)):
+            return False
+        session = await self.asession()
+        try:
+            await session.arequest_json("DELETE", self._run_path(run_id))
+        except Exception as exc:
+            if not self._deleted(run_id, exc):
+                raise
+        self.log.info("Cancelled NCLUE task run %s (deleted while registered)", run_id)
+        return True
 
     # -- result files (NCP Object Storage, S3 API with SigV4) --------------------------------
     def object_storage_client(self) -> Any:

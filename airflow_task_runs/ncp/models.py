@@ -28,3 +28,10 @@ class TaskRunList(ApiModel):
     limit: int = 20
     total: int = 0
     runs: list[TaskRun] = Field(default_factory=list)
+
+
+class CreatedTaskRun(ApiModel):
+    """The answer of ``POST /task-runs``: the new run (only its id is relied on)."""
+
+    run_id: str
+    status: str | None = None

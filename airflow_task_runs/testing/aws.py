@@ -28,6 +28,8 @@ MAX_SKEW = dt.timedelta(minutes=5)
 DEMO_RUN_ID = "1234567"
 DEMO_TASK_ID = "7654321"
 DEMO_OUTPUT_URI = "s3://omics-demo-outputs/runs/"
+DEMO_WORKFLOW_ID = "9876543"
+DEMO_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/OmicsWorkflowRole"
 _DONE = ("COMPLETED", "FAILED", "CANCELLED", "DELETED")
 _ids = itertools.count(2_000_001)
 _ids_lock = threading.Lock()
@@ -89,6 +91,18 @@ class _Run:
     status_message: str | None = None
     tasks: dict[str, _Task] = field(default_factory=dict)
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    #: the StartRun body of a run started through the API (its fields show in GetRun)
+    request: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prefix_mode(self) -> str:
+        return str(self.request.get("outputUriPrefixMode") or "SERVICE_DEFINED")
+
+    @property
+    def run_output_uri(self) -> str:
+        if self.prefix_mode == "NONE_WITH_OVERWRITE":
+            return self.output_uri
+        return f"{self.output_uri.rstrip('/')}/{self.run_id}"
 
     def as_json(self, status: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -104,7 +118,8 @@ class _Run:
             "storageCapacity": 1200,
             "storageType": "STATIC",
             "outputUri": self.output_uri,
-            "runOutputUri": f"{self.output_uri.rstrip('/')}/{self.run_id}",
+            "runOutputUri": self.run_output_uri,
+            "outputUriPrefixMode": self.prefix_mode,
             "logLevel": "ALL",
             "startedBy": f"arn:aws:iam::{ACCOUNT}:user/emulator",
             "creationTime": _iso(self.created),
@@ -113,6 +128,9 @@ class _Run:
             },
             "tags": {"project": "emulator"},
         }
+        for key in _ECHOED:
+            if key in self.request:
+                body[key] = self.request[key]
         if status not in ("PENDING", "STARTING"):
             body["startTime"] = _iso(self.created + dt.timedelta(seconds=5))
         if status in _DONE:
@@ -121,6 +139,21 @@ class _Run:
             body["failureReason"] = self.failure_reason or "WORKFLOW_RUN_FAILED"
             body["statusMessage"] = self.status_message or "A task of the run failed"
         return body
+
+
+#: StartRun fields GetRun reports back as they were given
+_ECHOED = (
+    "workflowId",
+    "workflowType",
+    "roleArn",
+    "name",
+    "priority",
+    "storageCapacity",
+    "storageType",
+    "runGroupId",
+    "parameters",
+    "tags",
+)
 
 
 def _error(status: int, name: str, message: str) -> Reply:
@@ -155,6 +188,24 @@ class HealthOmicsEmulator(EmulatorServer):
         self.s3 = s3
         self.runs: dict[str, _Run] = {}
         self.hosts: list[str] = []
+        #: workflow ids StartRun accepts (any other is ResourceNotFoundException)
+        self.workflows: set[str] = {DEMO_WORKFLOW_ID}
+        #: the lifecycle and output files (keys under the run's output location) of started runs
+        self.start_lifecycle: list[tuple[str, int] | str] = [
+            ("PENDING", 1),
+            ("STARTING", 1),
+            ("RUNNING", 2),
+            ("COMPLETED", 0),
+        ]
+        self.start_outputs: dict[str, bytes] = {
+            "out/sample.bam": b"BAM\x01" + bytes(range(256)),
+            "out/variants.vcf": b"##fileformat=VCFv4.2\n",
+        }
+        self.started: list[str] = []  # run ids StartRun created (a repeated requestId adds none)
+        self.cancelled: list[str] = []  # run ids CancelRun cancelled
+        self._run_of_request: dict[str, str] = {}
+        #: answer this many StartRuns with a 500 *after* starting the run (a reply lost on the way back)
+        self.lose_start_replies = 0
 
     # -- scripting ---------------------------------------------------------------------------
     def add_run(
@@ -326,10 +377,14 @@ class HealthOmicsEmulator(EmulatorServer):
         denied = self.verify_signature(request)
         if denied is not None:
             return denied
-        if request.method != "GET":
-            return _error(405, "ValidationException", f"{request.method} is not supported here")
         segments = [unquote(s) for s in request.path.strip("/").split("/")]
         headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+        if request.method == "POST" and segments == ["run"]:
+            return self._start_run(request, headers)
+        if request.method == "POST" and len(segments) == 3 and segments[0] == "run" and segments[2] == "cancel":
+            return self._cancel_run(segments[1], headers)
+        if request.method != "GET":
+            return _error(405, "ValidationException", f"{request.method} is not supported here")
         if len(segments) < 2 or segments[0] != "run":
             return _error(404, "ResourceNotFoundException", f"no such API: {request.path}")
         run = self.runs.get(segments[1])
@@ -362,3 +417,62 @@ class HealthOmicsEmulator(EmulatorServer):
         if start + size < len(tasks):
             body["nextToken"] = str(start + size)
         return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/json", **headers})
+
+    def _start_run(self, request: Request, headers: dict[str, str]) -> Reply:
+        """``StartRun``: one run per ``requestId`` (a repeated token answers with the same run)."""
+        try:
+            body = request.json()
+        except ValueError:
+            return _error(400, "ValidationException", "The request body is not valid JSON")
+        if not isinstance(body, dict):
+            return _error(400, "ValidationException", "The request body must be a JSON object")
+        for key in ("requestId", "roleArn", "outputUri"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                return _error(400, "ValidationException", f"1 validation error detected: {key} must not be null")
+        if not str(body["outputUri"]).startswith("s3://"):
+            return _error(400, "ValidationException", "outputUri must be an S3 URI")
+        workflow_id = body.get("workflowId")
+        if workflow_id not in self.workflows:
+            return _error(404, "ResourceNotFoundException", f"The requested workflow {workflow_id} was not found")
+        with self._lock:
+            run_id = self._run_of_request.get(body["requestId"])
+            if run_id is None:
+                run_id = _next_id()
+                self._run_of_request[body["requestId"]] = run_id
+                run = _Run(run_id, Lifecycle(list(self.start_lifecycle)), body["outputUri"], request=body)
+                self.runs[run_id] = run
+                self.started.append(run_id)
+                fresh = True
+            else:
+                run, fresh = self.runs[run_id], False
+            lost, self.lose_start_replies = self.lose_start_replies > 0, max(0, self.lose_start_replies - 1)
+        if fresh:
+            bucket, _, prefix = run.run_output_uri[len("s3://") :].partition("/")
+            for key, data in self.start_outputs.items():
+                self.s3.put_object(bucket, f"{prefix.rstrip('/')}/{key}".lstrip("/"), data)
+        if lost:
+            return _error(500, "InternalServerException", "Request processing failed")
+        answer = {
+            "arn": f"arn:aws:omics:{REGION}:{ACCOUNT}:run/{run_id}",
+            "id": run_id,
+            "uuid": run.run_uuid,
+            "status": run.lifecycle.current(),
+            "runOutputUri": run.run_output_uri,
+            "outputUriPrefixMode": run.prefix_mode,
+            "tags": body.get("tags") or {},
+        }
+        return Reply.json(201, answer, headers)
+
+    def _cancel_run(self, run_id: str, headers: dict[str, str]) -> Reply:
+        """``CancelRun``: a run that has not ended goes STOPPING, then CANCELLED."""
+        run = self.runs.get(run_id)
+        if run is None:
+            return _error(404, "ResourceNotFoundException", f"The requested run {run_id} was not found")
+        status = run.lifecycle.current()
+        if status in _DONE:
+            return _error(409, "ConflictException", f"Run {run_id} is {status} and can't be cancelled")
+        with self._lock:
+            run.lifecycle = Lifecycle([("STOPPING", 1), ("CANCELLED", 0)])
+            run.failure_reason, run.status_message = "CANCELLED", "The run was cancelled by a user request"
+            self.cancelled.append(run_id)
+        return Reply(202, b"", headers)

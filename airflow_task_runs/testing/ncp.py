@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -50,8 +51,19 @@ def _gateway_error(status: int, code: str, message: str) -> Reply:
     return Reply.json(status, {"error": {"errorCode": code, "message": message}})
 
 
+#: what NCP's "Create task run" page refuses in result_file_path (besides codes 0-31 and 128-255)
+_PATH_FORBIDDEN = set("&$@=;:+,?*\\{}^%`[]<>~#|\"'")
+#: deletable statuses per NCP's "Delete task run" page
+_DELETABLE = ("registered", "completed", "complete", "failed")
+
+
 class NclueEmulator(EmulatorServer):
-    """``GET /api/v1/task-runs`` and ``GET /api/v1/task-runs/{run_id}``, signature v2 checked."""
+    """List, get, create (``POST``) and delete task runs under ``/api/v1``, signature v2 checked.
+
+    A created run follows :attr:`create_lifecycle` and, when it completes, its result
+    (:attr:`create_result`) is in the object store under the name NCLUE's naming rule gives.
+    ``created`` and ``deleted`` record the run ids of each kind of call.
+    """
 
     name = "ncp"
     conn_id = "ncp_default"
@@ -63,6 +75,14 @@ class NclueEmulator(EmulatorServer):
         self.s3 = s3
         self.runs: dict[str, _Run] = {}
         self.clock_skew_ms = MAX_CLOCK_SKEW_MS
+        self.create_lifecycle: list[tuple[str, int] | str] = [("registered", 2), ("in_progress", 2), ("completed", 0)]
+        self.create_result = b"id\tscore\n1\t0.93\n2\t0.41\n"
+        self.created: list[str] = []
+        self.deleted: list[str] = []
+        #: answer this many creates with a 504 *after* creating the run (a reply lost on the way back)
+        self.lose_create_replies = 0
+        #: refuse this many list calls with a 403 (to script a look-up that fails)
+        self.refuse_lists = 0
 
     # -- scripting ---------------------------------------------------------------------------
     def add_run(
@@ -142,9 +162,11 @@ class NclueEmulator(EmulatorServer):
             return denied
         trace = {"x-ncp-trace-id": uuid.uuid4().hex}
         path = request.path
-        if request.method != "GET":
+        if path == "/api/v1/task-runs" and request.method == "POST":
+            return self._create(request, trace)
+        if request.method not in ("GET", "DELETE"):
             return _gateway_error(405, "NCLUE-405", "method not allowed")
-        if path == "/api/v1/task-runs":
+        if path == "/api/v1/task-runs" and request.method == "GET":
             return self._list(request, trace)
         prefix = "/api/v1/task-runs/"
         if path.startswith(prefix):
@@ -154,10 +176,70 @@ class NclueEmulator(EmulatorServer):
                 return Reply.json(
                     404, {"error": {"errorCode": "NCLUE-404", "message": f"task run {run_id} not found"}}, trace
                 )
+            if request.method == "DELETE":
+                return self._delete(run, trace)
             return Reply.json(200, run.as_json(run.lifecycle.advance()), trace)
         return _gateway_error(404, "300", "Not Found: no such API")
 
+    def _create(self, request: Request, trace: dict[str, str]) -> Reply:
+        """``POST /task-runs`` as NCP's "Create task run" page describes it (the fields it requires)."""
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+
+        def bad(message: str) -> Reply:
+            return Reply.json(400, {"error": {"errorCode": "NCLUE-400", "message": message}}, trace)
+
+        if not isinstance(body, dict):
+            return bad("body must be a JSON object")
+        for key in ("name", "task_id", "feature_id", "result_bucket", "result_file_path"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                return bad(f"{key} is required")
+        if len(body["name"]) > 100:
+            return bad("name is 1-100 characters")
+        path = body["result_file_path"]
+        if any(c in _PATH_FORBIDDEN or ord(c) < 32 or 127 < ord(c) < 256 for c in path):
+            return bad("result_file_path contains a character that is not allowed")
+        run_id = str(uuid.uuid4())
+        # The page's naming rule: a folder gets nclue_<random>_<time>.tsv, a name gets _<random>_<time>.tsv.
+        stamp = f"{uuid.uuid4().hex[:8]}_{time.strftime('%Y%m%d%H%M%S')}.tsv"
+        key = f"{path}nclue_{stamp}" if path.endswith("/") else f"{path}_{stamp}"
+        self.s3.put_object(body["result_bucket"], key, self.create_result)
+        fields = {
+            "run_name": body["name"],
+            "task_id": body["task_id"],
+            "feature_id": body["feature_id"],
+            "result_bucket": body["result_bucket"],
+            "result_file_path": key,
+            "line_count": self.create_result.count(b"\n"),
+            "created_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds"),
+        }
+        run = _Run(run_id, Lifecycle(list(self.create_lifecycle)), fields)
+        with self._lock:
+            self.runs[run_id] = run
+            self.created.append(run_id)
+            lost, self.lose_create_replies = self.lose_create_replies > 0, max(0, self.lose_create_replies - 1)
+        if lost:
+            return _gateway_error(504, "504", "Endpoint request timed out")
+        return Reply.json(200, run.as_json(run.lifecycle.current()), trace)
+
+    def _delete(self, run: _Run, trace: dict[str, str]) -> Reply:
+        """``DELETE /task-runs/{run_id}``: only registered, completed or failed runs (NCP's "Delete task run")."""
+        status = run.lifecycle.current()
+        if status not in _DELETABLE:
+            message = f"task run {run.run_id} is {status}: a pending or in_progress run cannot be deleted"
+            return Reply.json(400, {"error": {"errorCode": "NCLUE-400", "message": message}}, trace)
+        with self._lock:
+            self.runs.pop(run.run_id, None)
+            self.deleted.append(run.run_id)
+        return Reply.json(200, {"run_id": run.run_id}, trace)
+
     def _list(self, request: Request, trace: dict[str, str]) -> Reply:
+        with self._lock:
+            refused, self.refuse_lists = self.refuse_lists > 0, max(0, self.refuse_lists - 1)
+        if refused:
+            return _gateway_error(403, "NCLUE-403", "listing task runs is not permitted right now")
         query = request.query
         try:
             index = int(query.get("index", 0))
