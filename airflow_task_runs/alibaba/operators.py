@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_task_runs.alibaba.links import RosAITaskLink, push_ai_task_link
+from airflow_task_runs.core.ids import check_literal_ids
 from airflow_task_runs.core.lineage import OUTPUT_TEMPLATE_FIELDS, WritesOutputs
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class RosFetchAITaskOutputOperator(WritesOutputs, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(ai_task_id=ai_task_id)
         if output_format is not None and output_format.lower() not in FORMATS:
             raise ValueError(f"output_format {output_format!r} is not one of {', '.join(FORMATS)}")
         self.ai_task_id = ai_task_id

@@ -284,7 +284,11 @@ def is_folder_destination(destination: ObjectStoragePath | str, path: ObjectStor
 
 
 def file_destination(destination: ObjectStoragePath | str, default_name: str) -> ObjectStoragePath:
-    """The file to write: ``destination`` itself, or ``default_name`` inside it when it is a folder."""
+    """The file to write: ``destination`` itself, or ``default_name`` inside it when it is a folder.
+
+    ``default_name`` is often built from ids (``healthomics-run-<run>-task-<task>.log``): it goes
+    through :func:`join_destination`'s name check, so no id can point outside the folder.
+    """
     return resolve_destination(destination).file(default_name)
 
 

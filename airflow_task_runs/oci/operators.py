@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_task_runs.core.ids import check_literal_ids
 from airflow_task_runs.core.lineage import OUTPUT_TEMPLATE_FIELDS, WritesOutputs
 from airflow_task_runs.oci.links import OciExperimentRunLink, OciTaskRunLink, push_link
 
@@ -94,6 +95,9 @@ class OciFetchTaskRunOutputOperator(WritesOutputs, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(
+            ai_data_platform_id=ai_data_platform_id, workspace_key=workspace_key, task_run_key=task_run_key
+        )
         self.ai_data_platform_id = ai_data_platform_id
         self.workspace_key = workspace_key
         self.task_run_key = task_run_key
@@ -269,6 +273,7 @@ class OciGetExperimentRunOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(ai_data_platform_id=ai_data_platform_id, workspace_key=workspace_key, run_id=run_id)
         self.ai_data_platform_id = ai_data_platform_id
         self.workspace_key = workspace_key
         self.run_id = run_id
