@@ -157,7 +157,7 @@ def demo(args: argparse.Namespace) -> int:
             for cloud in emulator.clouds.values():
                 cloud.seed_demo()  # type: ignore[attr-defined]
             label_cloud_runs(emulator)
-            os.environ.update(emulator.connection_env())
+            os.environ.update(emulator.environment())
             for name, cloud in emulator.clouds.items():
                 _say(f"  {name:8s} emulator at {cloud.url}")
             _say(f"  s3       store    at {emulator.s3.url}")
@@ -206,8 +206,7 @@ def environment_lines(env: dict[str, str]) -> list[str]:
 def emulator_environment(emulator: Emulator) -> dict[str, str]:
     """What an Airflow (every component) needs to use the running emulator."""
     env: dict[str, str] = {}
-    extra_env = getattr(emulator, "environment", None)  # S3 settings, when the emulator offers them
-    env.update(extra_env() if callable(extra_env) else emulator.connection_env())
+    env.update(emulator.environment())
     env.update(
         {
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",

@@ -88,5 +88,5 @@ def airflow_deployment(task_runs_emulator):
         cloud.seed_demo()
     with tempfile.TemporaryDirectory(prefix="atr-deployment-") as home:
         dag_files = sorted((ROOT / "example_dags").glob("example_*.py"))
-        with AirflowDeployment(Path(home), dag_files, task_runs_emulator.connection_env()) as deployment:
+        with AirflowDeployment(Path(home), dag_files, task_runs_emulator.environment()) as deployment:
             yield deployment
