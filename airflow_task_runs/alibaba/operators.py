@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_task_runs.alibaba.links import RosAITaskLink, push_ai_task_link
+from airflow_task_runs.core.ids import check_literal_ids
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -92,6 +93,7 @@ class RosFetchAITaskOutputOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(ai_task_id=ai_task_id)
         if output_format is not None and output_format.lower() not in FORMATS:
             raise ValueError(f"output_format {output_format!r} is not one of {', '.join(FORMATS)}")
         self.ai_task_id = ai_task_id

@@ -13,6 +13,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_task_runs.aws.links import HealthOmicsRunLink, HealthOmicsRunTaskLink
 from airflow_task_runs.aws.sensors import _HealthOmicsSensor
+from airflow_task_runs.core.ids import check_literal_ids
 from airflow_task_runs.core.starting import StartAttempt, StartRunOperator
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class _HealthOmicsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(run_id=run_id)
         self.run_id = run_id
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -71,6 +73,7 @@ class HealthOmicsGetRunTaskOperator(_HealthOmicsOperator):
 
     def __init__(self, *, run_id: str, run_task_id: str, **kwargs: Any) -> None:
         super().__init__(run_id=run_id, **kwargs)
+        check_literal_ids(run_task_id=run_task_id)
         self.run_task_id = run_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -130,6 +133,7 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(run_id=run_id, **kwargs)
+        check_literal_ids(run_task_id=run_task_id)
         self.allow_unfinished = allow_unfinished
         if page_size is not None and not 1 <= page_size <= 10000:
             raise ValueError(f"page_size must be from 1 to 10000 (CloudWatch's bound), got {page_size!r}")

@@ -119,9 +119,14 @@ def is_folder_destination(destination: ObjectStoragePath | str) -> bool:
 
 
 def file_destination(destination: ObjectStoragePath | str, default_name: str) -> ObjectStoragePath:
-    """The file to write: ``destination`` itself, or ``default_name`` inside it when it is a folder."""
-    target = as_object_storage_path(destination)
-    return target / default_name if is_folder_destination(destination) else target
+    """The file to write: ``destination`` itself, or ``default_name`` inside it when it is a folder.
+
+    ``default_name`` is often built from ids (``healthomics-run-<run>-task-<task>.log``): it goes
+    through :func:`join_destination`'s name check, so no id can point outside the folder.
+    """
+    if is_folder_destination(destination):
+        return join_destination(destination, default_name)
+    return as_object_storage_path(destination)
 
 
 def _is_local(path: ObjectStoragePath) -> bool:

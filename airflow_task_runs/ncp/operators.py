@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_task_runs.core.ids import check_literal_ids
 from airflow_task_runs.core.starting import StartAttempt, StartRunOperator
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(run_id=run_id)
         self.run_id = run_id
         self.destination = destination
         self.ncp_conn_id = ncp_conn_id
@@ -231,6 +233,7 @@ class NclueCancelTaskRunOperator(BaseOperator):
 
     def __init__(self, *, run_id: str, ncp_conn_id: str = "ncp_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(run_id=run_id)
         self.run_id = run_id
         self.ncp_conn_id = ncp_conn_id
 

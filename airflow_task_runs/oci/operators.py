@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_task_runs.core.ids import check_literal_ids
 from airflow_task_runs.oci.links import OciExperimentRunLink, OciTaskRunLink, push_link
 
 if TYPE_CHECKING:
@@ -86,6 +87,9 @@ class OciFetchTaskRunOutputOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(
+            ai_data_platform_id=ai_data_platform_id, workspace_key=workspace_key, task_run_key=task_run_key
+        )
         self.ai_data_platform_id = ai_data_platform_id
         self.workspace_key = workspace_key
         self.task_run_key = task_run_key
@@ -250,6 +254,7 @@ class OciGetExperimentRunOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(ai_data_platform_id=ai_data_platform_id, workspace_key=workspace_key, run_id=run_id)
         self.ai_data_platform_id = ai_data_platform_id
         self.workspace_key = workspace_key
         self.run_id = run_id
