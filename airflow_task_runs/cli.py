@@ -42,7 +42,7 @@ def _configure_airflow(home: Path, dags_folder: Path, verbose: bool) -> None:
     """Airflow reads its configuration on first import: set everything before importing it."""
     import warnings
 
-    from airflow_task_runs.testing.deployment import airflow_home_environment
+    from airflow_task_runs.testing.airflow_home import airflow_home_environment
 
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     os.environ.update(airflow_home_environment(home, dags_folder))
