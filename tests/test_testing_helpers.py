@@ -4,7 +4,9 @@ with params like Airflow, stay quiet, and the plugin gives a ready Airflow home 
 from __future__ import annotations
 
 import os
-import textwrap
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -39,46 +41,25 @@ def test_helpers_are_quiet(task_runs_connections, captured_logs):
     assert "outside of the Task Runner" not in captured_logs()
 
 
-USER_TEST = '''
-    from pathlib import Path
-
-    DAG_FILE = Path(__file__).parent / "my_dag.py"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-    def test_my_dag(task_runs_airflow_home, task_runs_connections, tmp_path):
-        run_id = task_runs_connections.ncp.add_run(lifecycle=[("in_progress", 1), ("completed", 0)], result=b"a\\n")
-        task_runs_airflow_home.add_dags(DAG_FILE)
-        dag = task_runs_airflow_home.get_dag("my_dag")
-        dagrun = dag.test(run_conf={"run_id": run_id, "out": f"file://{tmp_path}/"})
-        states = {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
-        assert dagrun.state == "success", states
-        assert (tmp_path / "result.csv").read_bytes() == b"a\\n"
-'''
-
-USER_DAG = """
-    from datetime import datetime
-
-    from airflow.sdk import DAG, Param
-
-    from airflow_task_runs.ncp.operators import NclueFetchTaskRunResultOperator
-    from airflow_task_runs.ncp.sensors import NclueTaskRunSensor
-
-    with DAG("my_dag", schedule=None, start_date=datetime(2026, 1, 1),
-             params={"run_id": Param("x", type="string"), "out": Param("file:///tmp/x/", type="string")}):
-        wait = NclueTaskRunSensor(task_id="wait", run_id="{{ params.run_id }}", poke_interval=0.1, deferrable=True)
-        fetch = NclueFetchTaskRunResultOperator(
-            task_id="fetch", run_id="{{ params.run_id }}", destination="{{ params.out }}"
-        )
-        wait >> fetch
-"""
+def readme_testing_snippets() -> list[str]:
+    """The Python blocks of the README's "Testing your own DAGs" section, as a user copies them."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Testing your own DAGs against the emulator", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
 @pytest.mark.dags
-def test_a_newcomers_dag_test_runs_with_the_plugins_airflow_home(pytester, monkeypatch):
-    """A fresh project with no Airflow set-up: the plugin's fixtures are all it needs."""
+def test_the_readme_testing_snippets_run_in_a_fresh_project(pytester, monkeypatch):
+    """A fresh project with no Airflow set-up: the README's snippets and the plugin are all it needs."""
+    snippets = readme_testing_snippets()
+    assert len(snippets) == 2
     for name in list(os.environ):
         if name.startswith("AIRFLOW"):
             monkeypatch.delenv(name)
-    pytester.makepyfile(test_user=textwrap.dedent(USER_TEST), my_dag=textwrap.dedent(USER_DAG))
+    shutil.copytree(ROOT / "example_dags", pytester.path / "example_dags")
+    pytester.makepyfile(**{f"test_readme_{i}": snippet for i, snippet in enumerate(snippets)})
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", timeout=300)
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
