@@ -55,9 +55,9 @@ class ApiError(TaskRunsError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        call = f"{self.method} {self.host or ''}{self.path}" if self.method and self.path else ""
+        call = f"{self.method} {self.host or ''}{self.path}" if self.method and self.path else self.host or ""
         where = ", ".join(part for part in (self.operation, call) if part)
-        where = f" ({where})" if where else (f" (host {self.host})" if self.host else "")
+        where = f" ({where})" if where else ""
         status = f"HTTP {self.status_code}" if self.status_code is not None else "no HTTP response"
         code = f" {self.code}" if self.code else ""
         rid = f" [request id {self.request_id}]" if self.request_id else ""
