@@ -19,6 +19,7 @@ LIBRARY_LOGGERS = ("botocore", "boto3", "aiobotocore", "s3transfer", "urllib3", 
 
 _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
+_MIN_SECRET = 5
 _MIN_PART = 8  # lines of a multi-line secret (a PEM key) shorter than this are not worth redacting alone
 # header values that carry credentials whatever their value (a token refreshed by assume-role too)
 _CREDENTIAL_HEADERS = re.compile(
@@ -36,6 +37,8 @@ def mask_secrets(*values: Any) -> None:
     for value in values:
         if isinstance(value, str) and value:
             mask_secret(value)
+            if len(value) < _MIN_SECRET:  # as Airflow's masker: redacting "s" everywhere would hide the logs
+                continue
             with _LOCK:
                 _SECRETS.add(value)
                 _SECRETS.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _MIN_PART)
