@@ -107,6 +107,18 @@ class OutputIntegrityError(TaskRunsError):
     """Received content does not match what the cloud declared (length, encoding, compression)."""
 
 
+class DestinationConfigError(AirflowFailException, TaskRunsError, ValueError):
+    """A destination that cannot work as given (empty, not a URI, no filesystem, unknown connection).
+
+    Not retried: the DAG or the installation has to change. Raised at DAG parse time for a literal
+    destination, and before any cloud call for a templated one.
+    """
+
+
+class DestinationWriteError(TaskRunsError):
+    """The destination store refused or failed a write; nothing was left at the destination."""
+
+
 class RunNotCancellableError(TaskRunsError):
     """The cloud cannot cancel the run in its current state; the message says which and why."""
 

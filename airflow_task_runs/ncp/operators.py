@@ -9,15 +9,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_task_runs.core.ids import check_literal_ids
+from airflow_task_runs.core.lineage import OUTPUT_TEMPLATE_FIELDS, WritesOutputs
 from airflow_task_runs.core.starting import StartAttempt, StartRunOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
+    from airflow_task_runs.core.outputs import Destination
     from airflow_task_runs.ncp.hooks import NclueHook
 
 
-class NclueFetchTaskRunResultOperator(BaseOperator):
+class NclueFetchTaskRunResultOperator(WritesOutputs, BaseOperator):
     """Stream a completed run's result file to ``destination``, or return its text to XCom.
 
     The file is read by key from NCP Object Storage (``result_bucket`` /
@@ -28,24 +30,29 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
 
     :param run_id: the NCLUE task run id (templated).
     :param destination: where to write the file (templated); ``None`` returns its text.
+    :param destination_conn_id: the connection to write with (templated); default: the URI's
+        ``conn_id@`` part, else the store's default credentials.
+    :param asset_alias: an ``AssetAlias`` name that gets the written file as an Asset event.
     :param ncp_conn_id: an ``ncp`` connection.
     """
 
-    template_fields: Sequence[str] = ("run_id", "destination", "ncp_conn_id")
+    template_fields: Sequence[str] = ("run_id", *OUTPUT_TEMPLATE_FIELDS, "ncp_conn_id")
 
     def __init__(
         self,
         *,
         run_id: str,
         destination: ObjectStoragePath | str | None = None,
+        destination_conn_id: str | None = None,
+        asset_alias: str | None = None,
         ncp_conn_id: str = "ncp_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         check_literal_ids(run_id=run_id)
         self.run_id = run_id
-        self.destination = destination
         self.ncp_conn_id = ncp_conn_id
+        self._init_outputs(destination, destination_conn_id, asset_alias)
 
     @property
     def hook(self) -> NclueHook:
@@ -54,15 +61,31 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
         return NclueHook(ncp_conn_id=self.ncp_conn_id)
 
     def execute(self, context: Context) -> Any:
-        return fetch_task_run_result(self.hook, self.run_id, self.destination, self.log)
+        destination = self.resolve_output()  # a destination that cannot work fails before any cloud call
+        hook = self.hook
+        self.set_lineage_input(f"nclue://{_host(hook)}", f"task-runs/{self.run_id}")
+        result = fetch_task_run_result(hook, self.run_id, destination, self.log)
+        if destination is not None:
+            self.record_outputs(context, [result["uri"]])
+        return result
 
 
-def fetch_task_run_result(hook: NclueHook, run_id: str, destination: ObjectStoragePath | str | None, log: Any) -> Any:
+def _host(hook: NclueHook) -> str:
+    import urllib.parse
+
+    return urllib.parse.urlsplit(hook.api_url(hook.connection)).netloc
+
+
+def fetch_task_run_result(
+    hook: NclueHook, run_id: str, destination: Destination | ObjectStoragePath | str | None, log: Any
+) -> Any:
     """A completed run's result file: its UTF-8 text, or ``{"uri", "size", ...}`` once written to ``destination``."""
-    from airflow_task_runs.core.errors import RunNotFinishedError
-    from airflow_task_runs.core.outputs import file_destination, read_for_xcom, write_atomically
+    from airflow_task_runs.core.errors import RunNotFinishedError, TaskRunsError
+    from airflow_task_runs.core.outputs import Destination, read_for_xcom, resolve_destination, write_atomically
     from airflow_task_runs.core.states import RunState
 
+    if destination is not None and not isinstance(destination, Destination):
+        destination = resolve_destination(destination)
     run = hook.get_task_run(run_id)
     status = hook.status_of(run)
     if status.state is not RunState.SUCCEEDED:
@@ -70,6 +93,12 @@ def fetch_task_run_result(hook: NclueHook, run_id: str, destination: ObjectStora
         raise RunNotFinishedError(
             f"NCLUE task run {run_id} is {run.status}, not completed{reason}; "
             "wait for it with NclueTaskRunSensor before fetching its result"
+        )
+    name = posixpath.basename(str(run.result_file_path or ""))
+    if not name:
+        raise TaskRunsError(
+            f"NCLUE task run {run_id}: result_file_path {run.result_file_path!r} names a folder, not a "
+            "file (it ends with '/'); there is no result file to fetch. Nothing was written"
         )
     size, chunks = hook.open_result(run)
     what = f"NCLUE task run {run_id} result {run.result_bucket}/{run.result_file_path}"
@@ -83,8 +112,7 @@ def fetch_task_run_result(hook: NclueHook, run_id: str, destination: ObjectStora
                 f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                 "pass destination= to copy it byte for byte to object storage"
             ) from None
-    target = file_destination(destination, posixpath.basename(str(run.result_file_path)))
-    uri = write_atomically(target, chunks, expected_size=size)
+    uri = write_atomically(destination.file(name), chunks, expected_size=size)
     return {
         "uri": uri,
         "size": size,
@@ -94,7 +122,7 @@ def fetch_task_run_result(hook: NclueHook, run_id: str, destination: ObjectStora
     }
 
 
-class NclueCreateTaskRunOperator(StartRunOperator):
+class NclueCreateTaskRunOperator(WritesOutputs, StartRunOperator):
     """Create an NCLUE task run, wait for it like the sensor, optionally fetch its result file.
 
     ``POST /api/v1/task-runs`` carries no idempotency token, so it is sent once and never
@@ -118,6 +146,8 @@ class NclueCreateTaskRunOperator(StartRunOperator):
         start attempt, unique per attempt, which is what the look-up by name relies on.
     :param fetch_result: fetch the result file once the run has completed.
     :param destination: with ``fetch_result``, where to write it (templated); ``None`` returns its text.
+    :param destination_conn_id: the connection to write with (templated), as in the fetch operator.
+    :param asset_alias: an ``AssetAlias`` name that gets the written file as an Asset event.
     :param ncp_conn_id: an ``ncp`` connection.
     """
 
@@ -127,7 +157,7 @@ class NclueCreateTaskRunOperator(StartRunOperator):
         "feature_id",
         "result_bucket",
         "result_file_path",
-        "destination",
+        *OUTPUT_TEMPLATE_FIELDS,
         "ncp_conn_id",
     )
     hook_class_path = "airflow_task_runs.ncp.hooks.NclueHook"
@@ -146,6 +176,8 @@ class NclueCreateTaskRunOperator(StartRunOperator):
         name: str | None = None,
         fetch_result: bool = False,
         destination: ObjectStoragePath | str | None = None,
+        destination_conn_id: str | None = None,
+        asset_alias: str | None = None,
         ncp_conn_id: str = "ncp_default",
         **kwargs: Any,
     ) -> None:
@@ -156,8 +188,8 @@ class NclueCreateTaskRunOperator(StartRunOperator):
         self.result_file_path = result_file_path
         self.name = name
         self.fetch_result = fetch_result
-        self.destination = destination
         self.ncp_conn_id = ncp_conn_id
+        self._init_outputs(destination, destination_conn_id, asset_alias)
         if destination is not None and not fetch_result:
             raise ValueError(f"{type(self).__name__}: destination is set but fetch_result is False; set both")
 
@@ -186,6 +218,7 @@ class NclueCreateTaskRunOperator(StartRunOperator):
 
     def check_input(self, context: Context) -> None:
         self.create_request(self.name or "input-check")
+        self.resolve_output()  # a destination that cannot work fails before the run is created
 
     def start_run(self, context: Context, attempt: StartAttempt) -> str:
         hook: NclueHook = self.hook  # type: ignore[assignment]
@@ -205,17 +238,13 @@ class NclueCreateTaskRunOperator(StartRunOperator):
     def collect(self, context: Context, run_id: str, status: dict[str, Any] | None) -> Any:
         result: dict[str, Any] = {"run_id": run_id, "status": status}
         if self.fetch_result and status is not None:
-            result["result"] = fetch_task_run_result(self.hook, run_id, self.destination, self.log)  # type: ignore[arg-type]
+            hook: NclueHook = self.hook  # type: ignore[assignment]
+            destination = self.resolve_output()
+            self.set_lineage_input(f"nclue://{_host(hook)}", f"task-runs/{run_id}")
+            result["result"] = fetch_task_run_result(hook, run_id, destination, self.log)
+            if destination is not None:
+                self.record_outputs(context, [result["result"]["uri"]])
         return result
-
-    def on_kill(self) -> None:
-        """Cancel (delete) the run while it is registered; past that, say that it goes on."""
-        from airflow_task_runs.core.errors import RunNotCancellableError
-
-        try:
-            super().on_kill()
-        except RunNotCancellableError as exc:
-            self.log.warning("%s", exc)
 
 
 class NclueCancelTaskRunOperator(BaseOperator):

@@ -9,6 +9,9 @@ from airflow_task_runs.testing.s3 import S3Store
 from airflow_task_runs.testing.server import EmulatorServer
 
 #: import paths of the cloud emulators; a new cloud adds one line here.
+#: the bucket the README's examples write to (``s3://my-bucket/...``); created on start
+DEMO_BUCKET = "my-bucket"
+
 CLOUD_EMULATORS: tuple[str, ...] = (
     "airflow_task_runs.testing.ncp.NclueEmulator",
     "airflow_task_runs.testing.oci.OciEmulator",
@@ -40,10 +43,13 @@ class Emulator:
             return clouds[name]
         raise AttributeError(name)
 
-    def start(self) -> Emulator:
-        self.s3.start()
-        for cloud in self.clouds.values():
-            cloud.start()
+    def start(self, host: str = "127.0.0.1", port_base: int = 0) -> Emulator:
+        """Start everything; ``port_base`` N puts the clouds on N, N+1, ... and the S3 store last (0: any ports)."""
+        ports = [port_base + i if port_base else 0 for i in range(len(self.clouds) + 1)]
+        self.s3.start(host=host, port=ports[-1])
+        self.s3.create_bucket(DEMO_BUCKET)
+        for cloud, port in zip(self.clouds.values(), ports, strict=False):
+            cloud.start(host=host, port=port)
         return self
 
     def stop(self) -> None:
@@ -69,3 +75,21 @@ class Emulator:
         return {
             f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in self.airflow_connections().items()
         }
+
+    def aws_environment(self) -> dict[str, str]:
+        """boto3's default credential chain, pointed at the emulator's S3 (moto).
+
+        What a destination without a connection (``s3://my-bucket/...``) uses: keys, region,
+        and ``AWS_ENDPOINT_URL_S3`` (botocore's per-service endpoint variable).
+        """
+        return {
+            "AWS_ACCESS_KEY_ID": self.s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
+            "AWS_DEFAULT_REGION": self.s3.region,
+            "AWS_ENDPOINT_URL_S3": self.s3.url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def environment(self) -> dict[str, str]:
+        """Everything a process needs to run DAGs here: ``AIRFLOW_CONN_*`` plus the default AWS chain."""
+        return {**self.connection_env(), **self.aws_environment()}
