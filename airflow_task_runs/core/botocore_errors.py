@@ -6,7 +6,7 @@ Object Storage. Imports botocore lazily: the ncp extra has boto3 but not the ama
 
 from __future__ import annotations
 
-from airflow_task_runs.core.errors import ApiError
+from airflow_task_runs.core.errors import ApiError, model_problem
 
 
 def _transport_hint(exc: Exception, host: str | None) -> str:
@@ -86,12 +86,7 @@ def api_error(
             host=host,
         )
     if isinstance(exc, (ValidationError, RecursionError)):
-        if isinstance(exc, ValidationError):
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            problem = f"{exc.error_count()} problem(s), first: {where}: {first['msg']}"
-        else:
-            problem = "nested too deep"
+        problem = model_problem(exc)
         return MalformedResponseError(
             cloud=cloud,
             status_code=200,

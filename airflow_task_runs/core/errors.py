@@ -68,6 +68,16 @@ class ApiError(TaskRunsError):
         self.args = (self._describe(),)
 
 
+def model_problem(exc: BaseException) -> str:
+    """A pydantic ValidationError (or a RecursionError) in a few words: how many problems, the first."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return "nested too deep"
+    first = errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return f"{exc.error_count()} problem(s), first: {where}: {first['msg']}"  # type: ignore[attr-defined]
+
+
 class MalformedResponseError(ApiError):
     """The cloud answered, but not with what its API page promises."""
 

@@ -25,7 +25,7 @@ import httpx
 import tenacity
 
 from airflow_task_runs.core import bounded_json
-from airflow_task_runs.core.errors import ApiError, MalformedResponseError
+from airflow_task_runs.core.errors import ApiError, MalformedResponseError, model_problem
 
 log = logging.getLogger(__name__)
 
@@ -514,7 +514,6 @@ class ApiSession:
         self.verify = _verify_setting(verify)
         self.headers = dict(headers or {})
         self.max_response_bytes = max_response_bytes
-        self.rules = RetryRules(self.retry, dialect.cloud)
         self._transport = transport
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
@@ -560,6 +559,11 @@ class ApiSession:
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         query = encode_query(params)
         return f"{self.base_url}{path}" + (f"?{query}" if query else "")
+
+    @property
+    def rules(self) -> RetryRules:
+        """How :attr:`retry` is applied (built on use: a caller may replace ``retry``)."""
+        return RetryRules(self.retry, self.dialect.cloud)
 
     @property
     def budget(self) -> float:
@@ -814,12 +818,7 @@ class ApiSession:
         try:
             model = cls.model_validate(body)
         except (ValidationError, RecursionError) as exc:
-            if isinstance(exc, ValidationError):
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "body"
-                problem = f"{exc.error_count()} problem(s), first: {where}: {first['msg']}"
-            else:
-                problem = "nested too deep"
+            problem = model_problem(exc)
             raise MalformedResponseError(
                 cloud=self.dialect.cloud,
                 status_code=response.status_code,

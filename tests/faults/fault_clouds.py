@@ -122,6 +122,7 @@ class NcpCase(CloudCase):
 class OciCase(CloudCase):
     name = "oci"
     cloud_name = "OCI AI Data Platform"
+    setup_seconds = 1.0  # each new hook loads and checks the RSA key before its first request
 
     def _ids(self) -> tuple[str, str]:
         from airflow_task_runs.testing.oci import PLATFORM_ID, WORKSPACE_KEY
