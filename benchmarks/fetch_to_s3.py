@@ -7,7 +7,9 @@ the transfer alone and its peak RSS (``VmHWM``).
 
 - ``baseline``: imports the operator, builds the hook and its S3 clients, transfers nothing
   (the RSS every variant pays before it moves a byte);
-- ``fetch``: ``NclueFetchTaskRunResultOperator(destination="s3://my-bucket/...").execute()``;
+- ``fetch``: ``NclueFetchTaskRunResultOperator(destination="s3://my-bucket/...").execute()``
+  (default: 2 parts of 8 MiB in flight); ``fetch-1``: the same with one part in flight
+  (``[task_runs] upload_parts_in_flight = 1``);
 - ``boto3-pipe``: a hand-written ``download_fileobj`` -> ``os.pipe`` -> ``upload_fileobj``
   (boto3's managed transfers, 10 threads each, 8 MiB parts), what one would write by hand;
 - ``curl``: ``curl -o /dev/null`` GET of the same object (download only: the floor).
@@ -38,7 +40,7 @@ hook.object_storage_client()
 import boto3
 dest = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"])
 started = time.perf_counter()
-if mode == "fetch":
+if mode.startswith("fetch"):
     assert op.execute({})["size"] == size
 elif mode == "boto3-pipe":
     import threading
@@ -66,6 +68,8 @@ print(f"{wall:.3f} {int(hwm.split()[1]) // 1024}")
 
 
 def _child(mode: str, run_id: str, size: int, target: str, source: str, env: dict[str, str]) -> tuple[float, int]:
+    if mode == "fetch-1":
+        env = {**env, "AIRFLOW__TASK_RUNS__UPLOAD_PARTS_IN_FLIGHT": "1"}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, mode, run_id, str(size), target, source],
         capture_output=True,
@@ -113,10 +117,10 @@ def main() -> None:
         key = "results/bench/result.bin"
         _put_large(emu, "nclue-results", key, size)
         run_id = emu.ncp.add_run(lifecycle=["completed"], result_file_path=key)
-        walls: dict[str, list[float]] = {"fetch": [], "boto3-pipe": [], "curl": []}
-        peaks: dict[str, list[int]] = {"baseline": [], "fetch": [], "boto3-pipe": []}
+        walls: dict[str, list[float]] = {"fetch": [], "fetch-1": [], "boto3-pipe": [], "curl": []}
+        peaks: dict[str, list[int]] = {"baseline": [], "fetch": [], "fetch-1": [], "boto3-pipe": []}
         for round_no in range(rounds):
-            for mode in ("baseline", "fetch", "boto3-pipe", "curl"):
+            for mode in ("baseline", "fetch", "fetch-1", "boto3-pipe", "curl"):
                 target = f"s3://my-bucket/bench/{round_no}/{mode}/"
                 if mode == "boto3-pipe":
                     target += "result.bin"
@@ -134,13 +138,16 @@ def main() -> None:
     rss = {mode: statistics.median(values) for mode, values in peaks.items()}
     print(f"\n{size_mib} MiB NCLUE result, object store -> s3:// (both moto), median of {rounds}:")
     print(f"  fetch       {med['fetch']:7.2f} s  {size_mib / med['fetch']:6.1f} MiB/s")
+    print(f"  fetch-1     {med['fetch-1']:7.2f} s  {size_mib / med['fetch-1']:6.1f} MiB/s (one part in flight)")
     print(f"  boto3 pipe  {med['boto3-pipe']:7.2f} s  {size_mib / med['boto3-pipe']:6.1f} MiB/s")
     print(f"  curl GET    {med['curl']:7.2f} s  {size_mib / med['curl']:6.1f} MiB/s (download only)")
     print(f"  fetch / boto3 pipe = {med['fetch'] / med['boto3-pipe']:.2f}x (goal <= 1.0)")
     print(f"  fetch / curl GET   = {med['fetch'] / med['curl']:.2f}x (goal <= 2.0)")
+    print(f"  fetch-1 / boto3 pipe = {med['fetch-1'] / med['boto3-pipe']:.2f}x")
     print(
         f"  peak RSS: baseline {rss['baseline']:.0f} MiB, fetch {rss['fetch']:.0f} MiB "
-        f"(+{rss['fetch'] - rss['baseline']:.0f}, goal <= 100), boto3 pipe {rss['boto3-pipe']:.0f} MiB "
+        f"(+{rss['fetch'] - rss['baseline']:.0f}, goal <= 100), fetch-1 {rss['fetch-1']:.0f} MiB "
+        f"(+{rss['fetch-1'] - rss['baseline']:.0f}), boto3 pipe {rss['boto3-pipe']:.0f} MiB "
         f"(+{rss['boto3-pipe'] - rss['baseline']:.0f})"
     )
 

@@ -49,7 +49,8 @@ def test_every_example_dag_succeeds_with_its_sensors_deferred_in_the_triggerer(
         tasks = deployment.task_states(dag_id, run_id)
         assert state == "success", tasks
         assert tasks and set(tasks.values()) == {"success"}, tasks
-        assert list((out / dag_id).rglob("*.*")), f"{dag_id} wrote nothing under {out / dag_id}"
+        if "output_uri" in (ROOT / "example_dags" / f"{dag_id}.py").read_text():  # start/cancel examples write none
+            assert list((out / dag_id).rglob("*.*")), f"{dag_id} wrote nothing under {out / dag_id}"
 
     # Every deferrable sensor ran in the triggerer: its trigger wrote the task's trigger log.
     for dag_id, run_id in runs.items():
