@@ -30,13 +30,19 @@ COMMANDS = {
 }
 
 
-def environment(cached: bool, home: str) -> dict[str, str]:
+def environment(cached: bool, home: str, empty_cache: str) -> dict[str, str]:
+    """With the .venv cache, or as a fresh venv under PYTHONDONTWRITEBYTECODE=1 (nothing compiled yet).
+
+    The "no cache" side points PYTHONPYCACHEPREFIX at an empty folder it may not write to, so
+    stray ``__pycache__`` files next to the sources (left by any earlier tool) do not count.
+    """
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")}
     env["AIRFLOW_HOME"] = home
     if cached:
         env["PYTHONPYCACHEPREFIX"] = str(BIN.parent / "pycache")
     else:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONPYCACHEPREFIX"] = empty_cache
     return env
 
 
@@ -48,13 +54,13 @@ def timed(command: list[str], env: dict[str, str]) -> float:
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    with tempfile.TemporaryDirectory() as home:
+    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as empty:
         for name, command in COMMANDS.items():
-            timed(command, environment(True, home))  # fill the cache once, as the first make run does
+            timed(command, environment(True, home, empty))  # fill the cache once, as the first make run does
             without, with_cache = [], []
             for _ in range(rounds):
-                without.append(timed(command, environment(False, home)))
-                with_cache.append(timed(command, environment(True, home)))
+                without.append(timed(command, environment(False, home, empty)))
+                with_cache.append(timed(command, environment(True, home, empty)))
             a, b = statistics.median(without), statistics.median(with_cache)
             print(f"{name}: no cache {a:.2f} s, cache {b:.2f} s (median of {rounds}), {a / b:.1f}x")
 
