@@ -87,6 +87,7 @@ def airflow_deployment(task_runs_emulator):
     from airflow_task_runs.testing.deployment import AirflowDeployment
 
     for cloud in task_runs_emulator.clouds.values():
+        cloud.clear_faults()  # a fault another test left unconsumed must not hit the deployment
         cloud.seed_demo()
     with tempfile.TemporaryDirectory(prefix="atr-deployment-") as home:
         dag_files = sorted((ROOT / "example_dags").glob("example_*.py"))

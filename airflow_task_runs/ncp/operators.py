@@ -142,8 +142,9 @@ class NclueCreateTaskRunOperator(WritesOutputs, StartRunOperator):
     :param result_bucket: the NCP Object Storage bucket for the result.
     :param result_file_path: the result's path in the bucket; ending in ``/`` it is a folder
         (NCLUE names the file ``nclue_<random>_<time>.tsv``), else NCLUE appends ``_<random>_<time>.tsv``.
-    :param name: the run's name (1-100 characters). Default: the DAG, task and a token of this
-        start attempt, unique per attempt, which is what the look-up by name relies on.
+    :param name: the start of the run's name (1-91 characters): ``-<token>`` of this start attempt
+        is appended, so the name is unique per attempt, which the look-up by name relies on.
+        Default: ``<dag_id>.<task_id>``.
     :param fetch_result: fetch the result file once the run has completed.
     :param destination: with ``fetch_result``, where to write it (templated); ``None`` returns its text.
     :param destination_conn_id: the connection to write with (templated), as in the fetch operator.
@@ -200,10 +201,12 @@ class NclueCreateTaskRunOperator(WritesOutputs, StartRunOperator):
         return f"NCLUE task run {self.started_run_id or '(not created)'}"
 
     def run_name(self, context: Context, token: str) -> str:
-        if self.name:
-            return self.name
+        """``<name or dag.task>-<attempt token>``: the token makes the name unique per start attempt,
+        so the look-up by name after a lost answer can only find this attempt's run, never an
+        older run that a fixed user-given name would also match."""
         ti = context["ti"]
-        return f"{ti.dag_id}.{ti.task_id}"[:91] + f"-{token[:8]}"
+        base = self.name or f"{ti.dag_id}.{ti.task_id}"
+        return f"{base[:91]}-{token[:8]}"
 
     def create_request(self, name: str) -> dict[str, str]:
         from airflow_task_runs.ncp.hooks import task_run_request
