@@ -7,7 +7,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_task_runs.core.errors import ConnectionConfigError
+from airflow_task_runs.core.connection_test import ConnectionProbe, check_choice, run_probe, single_attempt
 from airflow_task_runs.core.hooks import HttpTaskRunHook, normalize_url
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
@@ -384,17 +384,15 @@ class NclueHook(HttpTaskRunHook):
             from botocore.config import Config
         except ImportError as exc:  # pragma: no cover - depends on extras
             raise ImportError("Reading NCLUE result files needs boto3: pip install 'airflow-task-runs[ncp]'") from exc
+        from airflow_task_runs.core.http import RetryPolicy, Timeouts
+        from airflow_task_runs.core.secrets import protect_library_logs
+
+        protect_library_logs()
         conn = self.connection
         access_key, secret_key = self._credentials(conn)
         extra = self.extra_of(conn)
         endpoint = normalize_url(str(extra.get("object_storage_endpoint") or DEFAULT_OBJECT_STORAGE_ENDPOINT))
-        region = str(extra.get("object_storage_region") or DEFAULT_OBJECT_STORAGE_REGION)
-        if region not in NCP_REGIONS and not extra.get("allow_any_region"):
-            raise ConnectionConfigError(
-                conn.conn_id,
-                "extra.object_storage_region",
-                f"is {region!r}; NCP Object Storage regions are {', '.join(NCP_REGIONS)}",
-            )
+        region = self.object_storage_region(conn)
         return boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -402,12 +400,11 @@ class NclueHook(HttpTaskRunHook):
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             verify=extra.get("verify", True),
+            # the connection's RetryPolicy and timeouts, as for the NCLUE API
             config=Config(
                 signature_version="s3v4",
                 s3={"addressing_style": "path"},
-                retries={"mode": "standard", "max_attempts": 5},
-                connect_timeout=float(extra.get("connect_timeout", 10)),
-                read_timeout=float(extra.get("read_timeout", 60)),
+                **RetryPolicy.from_extra(extra).botocore_config(Timeouts.from_extra(extra)),
             ),
         )
 
@@ -417,31 +414,55 @@ class NclueHook(HttpTaskRunHook):
             raise ValueError(f"NCLUE task run {run.run_id} has no result_bucket")
         key = safe_object_key(run.result_file_path)
         client = self.object_storage_client()
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from airflow_task_runs.core.botocore_errors import api_error
 
         try:
             obj = client.get_object(Bucket=run.result_bucket, Key=key)
-        except ClientError as exc:
-            from airflow_task_runs.core.errors import ApiError
-
-            err = exc.response.get("Error", {})
-            meta = exc.response.get("ResponseMetadata", {})
-            raise ApiError(
-                cloud="NCP Object Storage",
-                status_code=meta.get("HTTPStatusCode"),
-                code=err.get("Code"),
-                message=f"{err.get('Message') or 'GetObject failed'} (bucket {run.result_bucket}, key {key})",
-                request_id=meta.get("RequestId"),
-                method="GET",
-                path=f"/{run.result_bucket}/{key}",
+        except (ClientError, BotoCoreError) as exc:
+            raise api_error(
+                exc,
+                "GetObject",
+                f"bucket {run.result_bucket}, key {key}",
+                "NCP Object Storage",
+                client.meta.endpoint_url,
             ) from None
         body = obj["Body"]
         return int(obj["ContentLength"]), body.iter_chunks(chunk_size)
 
+    def object_storage_region(self, conn: Connection) -> str:
+        """The SigV4 region of NCP Object Storage, one of :data:`NCP_REGIONS`."""
+        extra = self.extra_of(conn)
+        region = str(extra.get("object_storage_region") or DEFAULT_OBJECT_STORAGE_REGION)
+        if extra.get("allow_any_region"):
+            return region
+        return check_choice(
+            conn.conn_id,
+            "Object Storage region (extra object_storage_region)",
+            region,
+            NCP_REGIONS,
+            'extra "allow_any_region": true',
+        )
+
     # -- UI ----------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        try:
+        """List one task run, once; check the Object Storage settings too (result files need them)."""
+
+        def describe() -> ConnectionProbe:
+            conn = self.connection
+            self._credentials(conn)
+            self.object_storage_region(conn)
+            single_attempt(self.session)
+            return ConnectionProbe(
+                cloud="NCP NCLUE",
+                host=self.api_url(conn),
+                credential_fields="Access Key ID (login) and Secret Key (password)",
+                host_field="API Gateway URL (host)",
+            )
+
+        def call(probe: ConnectionProbe) -> str:
             page = self.list_task_runs(index=0, limit=1)
-        except Exception as exc:
-            return False, str(exc)
-        return True, f"Connected to NCLUE at {self.api_url(self.connection)}: {page.total} task run(s) visible"
+            return f"Connected to NCLUE at {probe.host}: {page.total} task run(s) visible"
+
+        return run_probe(describe, call)
