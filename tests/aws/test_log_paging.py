@@ -81,14 +81,25 @@ def test_the_whole_log_arrives(emu, task, output_dir):
     ],
     ids=["no-token", "no-events", "html-200", "short-content-length", "truncated", "long-content-length", "garbled"],
 )
-@pytest.mark.parametrize("to", ["file", "xcom"])
-def test_a_bad_second_page_fails_and_nothing_is_kept(emu, task, output_dir, kind, options, says, to):
+def test_a_bad_second_page_fails_and_nothing_is_kept(emu, task, output_dir, kind, options, says):
     _on_second_page(emu, kind, times=50, **options)
     with pytest.raises(ApiError, match=says) as caught:
-        _fetch(task, f"file://{output_dir}/" if to == "file" else None)
+        _fetch(task, f"file://{output_dir}/")
     assert caught.value.cloud == "AWS CloudWatch Logs"
     assert "GetLogEvents" in str(caught.value)
     assert list(output_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [_page({"events": [], "nextBackwardToken": "b/1"}), _page({"nextForwardToken": "f/x"})],
+    ids=["no-token", "no-events"],
+)
+def test_a_bad_second_page_gives_no_xcom_either(emu, task, options):
+    """The review saw "500 lines" pushed to XCom as the whole log: now the task fails instead."""
+    _on_second_page(emu, "status", times=50, **options)
+    with pytest.raises(MalformedResponseError, match="which CloudWatch always sends"):
+        _fetch(task)
 
 
 def test_a_page_garbled_once_is_asked_again_and_the_log_is_whole(emu, task, output_dir):
