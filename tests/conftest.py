@@ -37,6 +37,8 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def airflow_db():
