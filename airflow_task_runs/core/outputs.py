@@ -115,10 +115,6 @@ _LOCAL = ("file", "local", "")
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.partial$")
 
 
-def is_templated(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
 def _filesystem_package(scheme: str) -> str | None:
     """The package fsspec would import for ``scheme`` (``s3`` -> ``s3fs``); None for built-in or unknown."""
     from fsspec.registry import known_implementations, registry
