@@ -236,21 +236,27 @@ class RosHook(HttpTaskRunHook):
             return None
         return int(self.extra_of(self.connection).get("max_output_bytes") or DEFAULT_MAX_OUTPUT_BYTES)
 
+    def _get_ai_task_call(self, ai_task_id: str, output: bool) -> dict[str, Any]:
+        """GetAITask's request; an answer carrying the TaskOutput is read as a download (bounded by progress)."""
+        params, headers = self._request(ai_task_id, output)
+        return {
+            "params": params,
+            "content": b"",
+            "headers": headers,
+            "operation": "GetAITask",
+            "max_bytes": self._cap(output),
+            "download": output,
+        }
+
     def get_ai_task(self, ai_task_id: str, output: bool = False) -> AITask:
         """The AI task; ``output=True`` asks for the (possibly large) ``TaskOutput`` as well."""
-        params, headers = self._request(ai_task_id, output)
         # GetAITask only reads: a POST by RPC convention, safe to repeat (retry_ok defaults to True)
-        body, response = self.session.request_json(
-            "POST", "/", params=params, content=b"", headers=headers, operation="GetAITask", max_bytes=self._cap(output)
-        )
+        body, response = self.session.request_json("POST", "/", **self._get_ai_task_call(ai_task_id, output))
         return self._ai_task(body, response)
 
     async def aget_ai_task(self, ai_task_id: str, output: bool = False) -> AITask:
         session = await self.asession()
-        params, headers = self._request(ai_task_id, output)
-        body, response = await session.arequest_json(
-            "POST", "/", params=params, content=b"", headers=headers, operation="GetAITask", max_bytes=self._cap(output)
-        )
+        body, response = await session.arequest_json("POST", "/", **self._get_ai_task_call(ai_task_id, output))
         return self._ai_task(body, response)
 
     @staticmethod

@@ -86,13 +86,19 @@ class RetryPolicy:
 class Timeouts:
     connect: float = 10.0
     read: float = 60.0
+    #: an output's body must bring at least this many bytes a second over each window (see DownloadPace)
+    download_min_rate: float = 16 * 1024
+    download_rate_window: float = 30.0
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> Timeouts:
+        """Read ``connect_timeout`` / ``read_timeout`` / ``download_min_rate`` / ``download_rate_window``."""
         base = cls()
         return cls(
             connect=float(extra.get("connect_timeout", base.connect)),
             read=float(extra.get("read_timeout", base.read)),
+            download_min_rate=float(extra.get("download_min_rate", base.download_min_rate)),
+            download_rate_window=float(extra.get("download_rate_window", base.download_rate_window)),
         )
 
     def to_httpx(self) -> httpx.Timeout:
@@ -240,6 +246,99 @@ def deadline_expired() -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
+class DownloadTooSlow(httpcore.ReadTimeout):
+    """An output's body fell under its minimum rate (:class:`DownloadPace`)."""
+
+
+#: the progress rule of the output body streaming in this context (None: the deadline rules)
+_PACE: contextvars.ContextVar[DownloadPace | None] = contextvars.ContextVar("task_runs_pace", default=None)
+
+
+class DownloadPace:
+    """An output's body is bounded by progress, not wall time: at least ``min_rate`` bytes a
+    second over each ``window`` seconds.
+
+    A large output on a slow but healthy link finishes however long it takes; a stall still
+    ends at ``read_timeout``, and a trickle under the rate within one window.
+    """
+
+    def __init__(self, timeouts: Timeouts) -> None:
+        self.min_rate = timeouts.download_min_rate
+        self.window = timeouts.download_rate_window
+        self.received = 0
+        self._start = time.monotonic()
+        self._in_window = 0
+        self._cut = False
+
+    @property
+    def _quota(self) -> float:
+        return self.min_rate * self.window
+
+    def _roll(self, now: float) -> None:
+        if now < self._start + self.window:
+            return
+        if self._in_window < self._quota:
+            raise DownloadTooSlow(
+                f"only {self._in_window} bytes arrived in {self.window:g} s, under download_min_rate="
+                f"{self.min_rate:g} bytes/s over download_rate_window={self.window:g} s ({self.received} bytes "
+                "received in all): the link is too slow or stalling. Check the network; lower download_min_rate "
+                "in the connection's extra if the link is legitimately that slow"
+            )
+        self._start, self._in_window = now, 0
+
+    def timeout(self, timeout: float | None) -> float | None:
+        """A socket read's timeout: cut to the window's end while the window's quota is unmet."""
+        now = time.monotonic()
+        self._roll(now)
+        self._cut = False
+        if self._in_window >= self._quota:
+            return timeout
+        left = self._start + self.window - now
+        if timeout is None or left < timeout:
+            self._cut = True
+            return left
+        return timeout
+
+    def timed_out(self) -> None:
+        """A read timed out: at the window's end (the rate was not met), or a plain stall."""
+        if self._cut:
+            self._roll(max(time.monotonic(), self._start + self.window))
+
+    def got(self, size: int) -> None:
+        self.received += size
+        self._in_window += size
+
+
+@contextmanager
+def download_pace(timeouts: Timeouts) -> Iterator[DownloadPace]:
+    """While an output's body streams: bounded by :class:`DownloadPace` instead of the deadline.
+
+    The time spent inside does not count against the request's budget (what is left of it
+    still bounds retries, the next attempt's connect and its status line and headers).
+    """
+    pace = DownloadPace(timeouts)
+    deadline = _DEADLINE.get()
+    started = time.monotonic()
+    deadline_token = _DEADLINE.set(None)
+    pace_token = _PACE.set(pace)
+    try:
+        yield pace
+    finally:
+        _PACE.reset(pace_token)
+        _DEADLINE.reset(deadline_token)
+        if deadline is not None:
+            _DEADLINE.set(deadline + time.monotonic() - started)
+
+
+def too_slow(exc: BaseException) -> DownloadTooSlow | None:
+    """The :class:`DownloadTooSlow` behind a (mapped) read timeout, if that is what it was."""
+    while exc is not None:
+        if isinstance(exc, DownloadTooSlow):
+            return exc
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
+
+
 class _DeadlineStream(httpcore.NetworkStream):
     """A socket whose every read and write ends by the request's deadline (a server trickling
     one byte per read timeout cannot stretch a request past its budget)."""
@@ -248,7 +347,16 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._stream = stream
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+        pace = _PACE.get()
+        if pace is None:
+            return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+        try:
+            data = self._stream.read(max_bytes, pace.timeout(timeout))
+        except httpcore.ReadTimeout:
+            pace.timed_out()
+            raise
+        pace.got(len(data))
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
@@ -296,7 +404,16 @@ class _AsyncDeadlineStream(httpcore.AsyncNetworkStream):
         self._stream = stream
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+        pace = _PACE.get()
+        if pace is None:
+            return await self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+        try:
+            data = await self._stream.read(max_bytes, pace.timeout(timeout))
+        except httpcore.ReadTimeout:
+            pace.timed_out()
+            raise
+        pace.got(len(data))
+        return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         await self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
@@ -440,6 +557,9 @@ def _transport_hint(exc: Exception, host: str, timeouts: Timeouts, budget: float
     """What went wrong on the wire, and what to check, in words."""
     text = str(exc) or type(exc).__name__
     lowered = text.lower()
+    slow = too_slow(exc)
+    if slow is not None:
+        return f"{host}: {slow}"
     if deadline_expired():
         return (
             f"no complete answer within the request's time budget of {budget:g} s (retry_max_elapsed + "
@@ -574,6 +694,13 @@ class ApiSession:
         """Bound everything inside (sends, reads, retries, waits) by one request budget."""
         return request_deadline(self.budget)
 
+    def download_pace(self) -> contextlib.AbstractContextManager[DownloadPace]:
+        """Bound an output's body streaming inside by progress (:class:`DownloadPace`), not the budget."""
+        return download_pace(self.timeouts)
+
+    def _body_bounds(self, download: bool) -> contextlib.AbstractContextManager[Any]:
+        return self.download_pace() if download else contextlib.nullcontext()
+
     # -- requests ----------------------------------------------------------------------------
     def request_json(
         self,
@@ -587,12 +714,15 @@ class ApiSession:
         retry_ok: bool = True,
         operation: str | None = None,
         max_bytes: int | None = None,
+        download: bool = False,
     ) -> tuple[Any, httpx.Response]:
         """Send, retry per policy, raise :class:`ApiError` on failure; return (JSON body, response).
 
         ``retry_ok=False`` marks a request that must not be repeated (a POST without an
         idempotency token): it is sent exactly once. ``operation`` names the call in errors.
-        ``max_bytes`` replaces ``max_response_bytes`` for a call whose answer carries an output.
+        ``max_bytes`` replaces ``max_response_bytes`` for a call whose answer carries an output;
+        ``download=True`` bounds such an answer's body by progress (:func:`download_pace`), not
+        by the request's budget.
         """
         request = self._build(self.client, method, path, params, json_body, content, headers)
 
@@ -600,7 +730,8 @@ class ApiSession:
             with self._mapped(request, operation):
                 response = self.client.send(request, stream=True)
                 try:
-                    data = self._read(response, response.iter_bytes(_READ_CHUNK), operation, max_bytes)
+                    with self._body_bounds(download):
+                        data = self._read(response, response.iter_bytes(_READ_CHUNK), operation, max_bytes)
                 finally:
                     response.close()
             return self._accept(request, response, data, operation)
@@ -620,6 +751,7 @@ class ApiSession:
         retry_ok: bool = True,
         operation: str | None = None,
         max_bytes: int | None = None,
+        download: bool = False,
     ) -> tuple[Any, httpx.Response]:
         request = self._build(self.aclient, method, path, params, json_body, content, headers)
 
@@ -627,7 +759,8 @@ class ApiSession:
             with self._mapped(request, operation):
                 response = await self.aclient.send(request, stream=True)
                 try:
-                    data = await self._aread(response, operation, max_bytes)
+                    with self._body_bounds(download):
+                        data = await self._aread(response, operation, max_bytes)
                 finally:
                     await response.aclose()
             return self._accept(request, response, data, operation)
@@ -789,7 +922,7 @@ class ApiSession:
         try:
             yield
         except (httpx.TransportError, httpx.DecodingError) as exc:
-            expired = deadline_expired()
+            expired = deadline_expired() or too_slow(exc) is not None
             raise ApiError(
                 cloud=self.dialect.cloud,
                 status_code=None,

@@ -468,11 +468,12 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
                 response_id = response.headers.get("opc-request-id") or request_id
                 try:
                     _expect_json(response)
-                    document, values, size = parse(
-                        response.iter_bytes(_READ_CHUNK),
-                        max_bytes=max_bytes,
-                        max_document_bytes=session.max_response_bytes,
-                    )
+                    with session.download_pace():
+                        document, values, size = parse(
+                            response.iter_bytes(_READ_CHUNK),
+                            max_bytes=max_bytes,
+                            max_document_bytes=session.max_response_bytes,
+                        )
                 except MalformedJson as exc:
                     raise MalformedResponseError(
                         cloud=CLOUD,
@@ -496,8 +497,8 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
             log.info("%s POST %s: opc-request-id %s (%d bytes streamed)", CLOUD, path, response_id, size)
             return StreamedOutput(output, values)
 
-        # the session's own policy and one time budget, around send *and* read: the body is
-        # re-read from the start
+        # the session's own policy and one time budget around the exchange (the body is re-read
+        # from the start); the body's streaming is bounded by progress, not by that budget
         with session.deadline():
             streamed: StreamedOutput = session._retrying(True)(attempt)
         try:

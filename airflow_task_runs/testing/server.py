@@ -79,8 +79,8 @@ class Fault:
     - ``html``: ``200 text/html``, a proxy's or portal's page instead of the API's answer.
     - ``deep``: 200 JSON nested ``depth`` levels (``{"a": [[[...]]]}``, ~2 bytes a level).
     - ``huge``: 200 valid JSON of ``size`` bytes, chunked (no Content-Length to refuse it by).
-    - ``trickle``: the real answer one byte every ``delay`` s (default 0.5); its status line
-      and headers too when ``trickle_headers``.
+    - ``trickle``: the real answer ``trickle_bytes`` (default 1) every ``delay`` s (default 0.5);
+      its status line and headers too when ``trickle_headers``.
 
     ``match`` limits a fault to paths starting with it; ``target`` to requests whose
     ``x-amz-target`` header (AWS JSON protocols, e.g. ``GetLogEvents``) contains it.
@@ -97,6 +97,7 @@ class Fault:
     depth: int = 100_000
     size: int = 64 * 1024 * 1024
     trickle_headers: bool = False
+    trickle_bytes: int = 1
 
     def applies_to(self, request: Request) -> bool:
         if self.times <= 0 or (self.match is not None and not request.path.startswith(self.match)):
@@ -261,9 +262,10 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 if not fault.trickle_headers:
                     self.wfile.write(head)
                     self.wfile.flush()
-                for byte in (head if fault.trickle_headers else b"") + body:
+                data = (head if fault.trickle_headers else b"") + body
+                for start in range(0, len(data), fault.trickle_bytes):
                     time.sleep(delay)
-                    self.wfile.write(bytes([byte]))
+                    self.wfile.write(data[start : start + fault.trickle_bytes])
                     self.wfile.flush()
                 return
             if fault.kind in ("truncated", "reset_mid_body"):
