@@ -11,6 +11,7 @@ that is not JSON, is nested too deep, or does not parse.
 from __future__ import annotations
 
 import functools
+import io
 from typing import Any
 
 from airflow_task_runs.core import bounded_json
@@ -52,12 +53,108 @@ def install(client: Any, *, cloud: str, max_bytes: int, json_protocol: bool = Tr
     return client
 
 
+class _DeadlineSocket:
+    """A connected socket whose every receive and send ends by the request's deadline.
+
+    http.client reads the status line and headers itself, one ``recv`` at a time, each bounded
+    only by the read timeout: a server trickling them a byte per read timeout would hold a call
+    past its budget. Each operation here gets ``min(read timeout, what is left of the deadline)``.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._timeout = sock.gettimeout()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+        self._sock.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def _arm(self) -> None:
+        left = deadline_left()
+        if left is not None and left <= 0:
+            raise TimeoutError("the request's time budget is spent")
+        timeout = self._timeout if left is None or (self._timeout is not None and self._timeout < left) else left
+        self._sock.settimeout(timeout)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        self._arm()
+        return self._sock.recv(size, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self._arm()
+        self._sock.sendall(data, flags)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self._arm()
+        return self._sock.send(data, flags)
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **_: Any) -> Any:
+        """What http.client reads the answer from ("rb"): file reads go through :meth:`recv_into`."""
+        raw = _DeadlineSocketIO(self)
+        return raw if buffering == 0 else io.BufferedReader(raw, buffering or io.DEFAULT_BUFFER_SIZE)
+
+
+class _DeadlineSocketIO(io.RawIOBase):
+    """``socket.SocketIO`` over a :class:`_DeadlineSocket` (keeps the socket open while a file reads it)."""
+
+    def __init__(self, sock: _DeadlineSocket) -> None:
+        super().__init__()
+        self._socket = sock
+        sock._sock._io_refs += 1  # type: ignore[attr-defined]  # as socket.makefile: close() waits for us
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._socket.recv_into(buffer)
+
+    def fileno(self) -> int:
+        return self._socket.fileno()
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._socket._sock._decref_socketios()  # type: ignore[attr-defined]
+
+
+def _deadline_connections(http_session: Any, url: str) -> None:
+    """Make the connections of ``url``'s urllib3 pool use :class:`_DeadlineSocket` (once per pool)."""
+    proxy_url = http_session._proxy_config.proxy_url_for(url)
+    pool = http_session._get_connection_manager(url, proxy_url).connection_from_url(url)
+    base = pool.ConnectionCls
+    if getattr(base, "_task_runs_deadline", False):
+        return
+
+    class DeadlineConnection(base):  # type: ignore[misc, valid-type]
+        _task_runs_deadline = True
+
+        def connect(self) -> None:
+            super().connect()
+            self.sock = _DeadlineSocket(self.sock)  # type: ignore[has-type]
+
+    pool.ConnectionCls = DeadlineConnection
+
+
 def _bounded_send(request: Any, http_session: Any, cloud: str, host: str, cap: int, **_: Any) -> Any:
     """Send ``request`` on the client's session and read the answer within the deadline and ``cap``."""
     from botocore.awsrequest import AWSResponse
 
+    _deadline_connections(http_session, request.url)
     if getattr(request, "stream_output", False):  # a streamed download (S3 GetObject): the caller reads it
         return None
+    left = deadline_left()
+    if left is not None and left <= 0:  # botocore retrying what the budget already ended
+        raise _out_of_time(request, cloud, host)
     request.stream_output = True
     try:
         response = http_session.send(request)
@@ -132,16 +229,7 @@ def _read(raw: Any, request: Any, cloud: str, host: str, cap: int) -> bytes:
     while True:
         left = deadline_left()
         if left is not None and left <= 0:
-            raise ApiError(
-                cloud=cloud,
-                status_code=None,
-                code="Timeout",
-                message=f"no complete answer from {host} within the request's time budget (retry_max_elapsed + "
-                "read_timeout), retries included: the server is too slow or trickling its answer",
-                method=request.method,
-                path=_path(request.url),
-                host=host,
-            )
+            raise _out_of_time(request, cloud, host)
         try:
             chunk = raw.read1(_READ, decode_content=False)
         except Urllib3ReadTimeout:
@@ -157,6 +245,19 @@ def _read(raw: Any, request: Any, cloud: str, host: str, cap: int) -> bytes:
     if declared.isdigit() and len(buf) < int(declared):  # a cut answer: botocore retries a closed connection
         raise ConnectionClosedError(endpoint_url=request.url, error=f"{len(buf)} of {declared} bytes")
     return bytes(buf)
+
+
+def _out_of_time(request: Any, cloud: str, host: str) -> ApiError:
+    return ApiError(
+        cloud=cloud,
+        status_code=None,
+        code="Timeout",
+        message=f"no complete answer from {host} within the request's time budget (retry_max_elapsed + "
+        "read_timeout), retries included: the server is too slow or trickling its answer",
+        method=request.method,
+        path=_path(request.url),
+        host=host,
+    )
 
 
 def _path(url: str) -> str:

@@ -244,9 +244,6 @@ class AwsCase(CloudCase):
     #: the policy drives botocore (the emulator's own connection pins retries in config_kwargs);
     #: botocore waits seconds between retries of a cut connection, so here it retries once
     own_extra = {"config_kwargs": {}, "retry_max_attempts": 2}
-    #: sync botocore reads the status line and headers itself (http.client): a server trickling
-    #: them is bounded per byte by read_timeout, not by the total budget (the async client is)
-    unbounded = {("sync", "trickling-headers")}
     setup_seconds = 1.5  # a fresh boto3 session loads the service models for each client it builds
 
     def prepare(self, emu: Any) -> dict[str, Any]:

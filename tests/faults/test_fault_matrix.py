@@ -157,8 +157,8 @@ def test_status(cloud: CloudCase, mode: str, fault: FaultCase, clean_faults, mon
     _check_error(caught.value, cloud, fault, server)
     if fault.once:
         assert len(cloud.faulted_requests(server, ref, status=True)) == 1
-    if fault.extra is TRICKLE_FETCH:  # the budget for the exchange, one rate window for the body
-        assert elapsed <= sum(TRICKLE_FETCH.values()) + SLACK + cloud.setup_seconds, f"took {elapsed:.1f} s"
+    if fault.extra is TRICKLE_BUDGET:
+        assert elapsed <= sum(TRICKLE_BUDGET.values()) + SLACK + cloud.setup_seconds, f"took {elapsed:.1f} s"
 
 
 def test_healthy_fetches_are_what_the_clouds_hold(clean_faults, monkeypatch, tmp_path):
