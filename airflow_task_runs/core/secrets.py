@@ -3,8 +3,9 @@
 Airflow's masker filters the task log handlers. Libraries log below that, to handlers Airflow
 does not own (a DEBUG console handler, pytest, a sidecar shipping stdlib logs): botocore logs
 the canonical request (with ``x-amz-security-token``) and every request's headers at DEBUG. So
-the libraries this provider drives also get a filter on their own loggers, which removes the
-registered secrets and the credential-bearing headers from each record before any handler sees it.
+each record of the libraries this provider drives (their child loggers too, whenever created) is
+rid of the registered secrets and the credential-bearing headers as it is created, before any
+handler sees it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 #: loggers of the libraries the hooks drive (records are redacted where they are created)
@@ -74,14 +76,25 @@ class SecretRedactingFilter(logging.Filter):
 _FILTER = SecretRedactingFilter()
 
 
-def protect_library_logs() -> None:
-    """Put the redacting filter on every existing logger of :data:`LIBRARY_LOGGERS` (idempotent).
+def _redacting(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def create(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        if str(record.name).split(".", 1)[0] in LIBRARY_LOGGERS:  # makeLogRecord: name None
+            _FILTER.filter(record)
+        return record
 
-    Called whenever secrets are registered and when a hook builds a client (so loggers created
-    by a late import are covered too).
+    create._task_runs_redacting = True  # type: ignore[attr-defined]
+    return create
+
+
+def protect_library_logs() -> None:
+    """Redact every record of :data:`LIBRARY_LOGGERS` and their children as it is created (idempotent).
+
+    A LogRecord factory, not logger filters: Python applies a logger's filters only to records
+    logged on that logger, so records of a child logger (``botocore.endpoint``), above all one
+    created after the filters were placed, would reach the handlers unredacted.
     """
-    names = [name for name in list(logging.Logger.manager.loggerDict) if name.split(".")[0] in LIBRARY_LOGGERS]
-    for name in (*LIBRARY_LOGGERS, *names):
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+    with _LOCK:
+        current = logging.getLogRecordFactory()
+        if not getattr(current, "_task_runs_redacting", False):
+            logging.setLogRecordFactory(_redacting(current))

@@ -123,3 +123,34 @@ def test_no_secret_in_any_log_at_debug(task_runs_connections, monkeypatch, debug
     for cloud, values in secrets.items():
         for value in values:
             assert value not in text, f"a {cloud} secret reached the log"
+
+
+@pytest.mark.parametrize("library", ["botocore", "httpx", "urllib3"])
+def test_child_loggers_created_later_are_redacted_too(library):
+    """A record logged on a child logger that did not exist when the secrets were registered
+    (``botocore.<new module>``) is redacted before its parent's handlers see it."""
+    import uuid
+
+    from airflow_task_runs.core.secrets import mask_secrets
+
+    secret = f"late-logger-secret-{uuid.uuid4().hex}"
+    mask_secrets(secret)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    parent = logging.getLogger(library)
+    child = logging.getLogger(f"{library}.late_{uuid.uuid4().hex[:8]}.module")  # created after mask_secrets
+    old_level = child.level
+    parent.addHandler(handler)
+    child.setLevel(logging.DEBUG)
+    try:
+        child.debug("signing with %s", secret)
+        try:
+            raise ValueError(f"bad key {secret}")
+        except ValueError:
+            child.exception("failed")
+    finally:
+        parent.removeHandler(handler)
+        child.setLevel(old_level)
+    output = stream.getvalue()
+    assert "signing with ***" in output and "bad key ***" in output, output
+    assert secret not in output
