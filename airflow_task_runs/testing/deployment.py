@@ -89,7 +89,11 @@ class AirflowDeployment:
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "4",
-                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                # DEBUG: the libraries' own records (botocore's canonical requests, every request's
+                # headers) reach the task logs, which tests/deployment greps for secrets. Airflow's
+                # handler drops stdlib records under this level (namespace_levels cannot lift it);
+                # it costs ~1 s on a DAG run here
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
                 # the log servers default to fixed ports 8793/8794: two deployments would collide
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),

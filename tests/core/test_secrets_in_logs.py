@@ -154,3 +154,14 @@ def test_child_loggers_created_later_are_redacted_too(library):
     output = stream.getvalue()
     assert "signing with ***" in output and "bad key ***" in output, output
     assert secret not in output
+
+
+def test_records_rebuilt_from_a_dict_still_work():
+    """structlog's ProcessorFormatter rebuilds every record with ``logging.makeLogRecord``, whose
+    factory call has no logger name: the redacting factory must let it through (it once broke
+    every task log of a real deployment)."""
+    from airflow_task_runs.core.secrets import mask_secrets
+
+    mask_secrets("rebuilt-record-secret-0123456789")
+    record = logging.makeLogRecord({"name": "botocore.endpoint", "msg": "plain %s", "args": ("text",)})
+    assert record.getMessage() == "plain text"
