@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_task_runs.core.hooks import HttpTaskRunHook, normalize_url
+from airflow_task_runs.core.hooks import HttpTaskRunHook, StatusPair, normalize_url
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
 if TYPE_CHECKING:
@@ -234,6 +234,11 @@ class RosHook(HttpTaskRunHook):
             details=task.model_dump(mode="json", exclude={"TaskOutput"}),
         )
 
+    status_kinds = frozenset({"ai_task"})
+
+    def status_pair(self, kind: str) -> StatusPair:
+        return StatusPair(self.get_status, self.aget_status)
+
     def get_status(self, ai_task_id: str) -> RunStatus:
         """The task's state (polls never ask for TaskOutput)."""
         return self.status_of(self.get_ai_task(ai_task_id, output=False))
@@ -259,3 +264,9 @@ class RosHook(HttpTaskRunHook):
         except Exception as exc:
             return False, str(exc)
         return True, f"Connected to ROS at {endpoint}"
+
+
+if TYPE_CHECKING:  # mypy checks the hook against the core contract; nothing runs at import
+    from airflow_task_runs.core.hooks import RunStatusHook
+
+    _contract: type[RunStatusHook] = RosHook

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 from airflow_task_runs.core.errors import ApiError
+from airflow_task_runs.core.hooks import RunStatusMixin, StatusPair
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def _strip(response: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}, meta.get("RequestId")
 
 
-class HealthOmicsHook(AwsBaseHook):
+class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
     """HealthOmics ``GetRun`` / ``GetRunTask`` / ``ListRunTasks`` over the ``omics`` client.
 
     :param aws_conn_id: an ``aws`` connection (as for every amazon-provider hook).
@@ -336,6 +337,13 @@ class HealthOmicsHook(AwsBaseHook):
             details=details,
         )
 
+    status_kinds = frozenset({"task", "run"})
+
+    def status_pair(self, kind: str) -> StatusPair:
+        if kind == "run":
+            return StatusPair(self.get_run_status, self.aget_run_status)
+        return StatusPair(self.get_task_status, self.aget_task_status)
+
     def get_run_status(self, run_id: str) -> RunStatus:
         return self.run_status_of(self.get_run(run_id))
 
@@ -459,3 +467,9 @@ class HealthOmicsHook(AwsBaseHook):
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Reached {CLOUD} in {self.region_name or 'the default region'}"
+
+
+if TYPE_CHECKING:  # mypy checks the hook against the core contract; nothing runs at import
+    from airflow_task_runs.core.hooks import RunStatusHook
+
+    _contract: type[RunStatusHook] = HealthOmicsHook

@@ -188,6 +188,8 @@ class ApiSession:
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
+        #: the connection's shared rate limit (core.shared.RateLimiter), set by the hook
+        self.limiter: Any = None
 
     # -- clients -----------------------------------------------------------------------------
     def _client_options(self) -> dict[str, Any]:
@@ -198,18 +200,25 @@ class ApiSession:
             "verify": _ssl_context(self.verify),
             "headers": self.headers,
             "follow_redirects": False,
+            # a client may serve every trigger of a connection: keep all its connections alive
+            # (httpx keeps 20 of 100, so a burst of polls would open and close 80 TLS sessions)
+            "limits": httpx.Limits(max_connections=100, max_keepalive_connections=100),
         }
 
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(transport=self._transport, **self._client_options())
+            hooks = self.limiter.httpx_hooks() if self.limiter else None
+            self._client = httpx.Client(transport=self._transport, event_hooks=hooks, **self._client_options())
         return self._client
 
     @property
     def aclient(self) -> httpx.AsyncClient:
         if self._aclient is None:
-            self._aclient = httpx.AsyncClient(transport=self._async_transport, **self._client_options())
+            hooks = self.limiter.async_httpx_hooks() if self.limiter else None
+            self._aclient = httpx.AsyncClient(
+                transport=self._async_transport, event_hooks=hooks, **self._client_options()
+            )
         return self._aclient
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_task_runs.core.errors import ConnectionConfigError
-from airflow_task_runs.core.hooks import HttpTaskRunHook, normalize_url
+from airflow_task_runs.core.hooks import HttpTaskRunHook, StatusPair, normalize_url
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
 if TYPE_CHECKING:
@@ -253,6 +253,11 @@ class NclueHook(HttpTaskRunHook):
             details=run.model_dump(mode="json"),
         )
 
+    status_kinds = frozenset({"task_run"})
+
+    def status_pair(self, kind: str) -> StatusPair:
+        return StatusPair(self.get_status, self.aget_status)
+
     def get_status(self, run_id: str) -> RunStatus:
         return self.status_of(self.get_task_run(run_id))
 
@@ -441,3 +446,9 @@ class NclueHook(HttpTaskRunHook):
         except Exception as exc:
             return False, str(exc)
         return True, f"Connected to NCLUE at {self.api_url(self.connection)}: {page.total} task run(s) visible"
+
+
+if TYPE_CHECKING:  # mypy checks the hook against the core contract; nothing runs at import
+    from airflow_task_runs.core.hooks import RunStatusHook
+
+    _contract: type[RunStatusHook] = NclueHook

@@ -103,7 +103,7 @@ def test_deferrable_task_sensor_runs_the_async_client_in_the_trigger(emu):
     task_id = emu.add_task(run_id, lifecycle=[("PENDING", 1), ("RUNNING", 3), ("COMPLETED", 0)])
     sensor = _task_sensor(run_id, task_id, deferrable=True)
     method, trigger = defer(sensor, task_context())
-    assert trigger.status_method == "aget_task_status"
+    assert trigger.status_kind == "task"
     assert trigger.hook_kwargs == {
         "aws_conn_id": "aws_default",
         "region_name": None,

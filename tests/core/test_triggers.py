@@ -1,0 +1,184 @@
+"""The core TaskRunTrigger on its own: shared hooks, the deadline mid-request, the shared rate limit.
+
+Against the emulator over real HTTP; the rate-limit test counts requests as the server saw them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+
+from airflow_task_runs.core.shared import shared_hooks
+from airflow_task_runs.core.triggers import TaskRunTrigger
+from airflow_task_runs.testing.sensors import run_trigger
+from airflow_task_runs.testing.server import Reply
+
+ROS = "airflow_task_runs.alibaba.hooks.RosHook"
+NCLUE = "airflow_task_runs.ncp.hooks.NclueHook"
+
+
+@pytest.fixture
+def emu(task_runs_connections):
+    return task_runs_connections
+
+
+def _trigger(hook_path, hook_kwargs, kind, ref, *, deadline=30.0, poll=0.02, **kwargs):
+    return TaskRunTrigger(
+        hook_path=hook_path,
+        hook_kwargs=hook_kwargs,
+        status_kind=kind,
+        run_ref=ref,
+        poll_interval=poll,
+        deadline=time.time() + deadline,
+        description=f"run {ref}",
+        **kwargs,
+    )
+
+
+async def _first_events(triggers):
+    async def first(trigger):
+        gen = trigger.run()
+        try:
+            async for event in gen:
+                return event.payload
+        finally:
+            await gen.aclose()
+        raise AssertionError("no event")
+
+    return await asyncio.gather(*(first(t) for t in triggers))
+
+
+def _ros_connection(emu, monkeypatch, conn_id, **extra):
+    conn = emu.alibaba.airflow_connection()
+    conn["extra"] = {**conn["extra"], **extra}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    return conn_id
+
+
+def test_triggers_on_one_connection_share_one_hook_closed_with_the_last(emu):
+    ids = [emu.alibaba.add_task(lifecycle=[("RUNNING", n), ("SUCCESS", 0)]) for n in (1, 3, 6)]
+    triggers = [
+        _trigger(ROS, {"alibaba_ros_conn_id": "alibaba_ros_default"}, "ai_task", {"ai_task_id": i}) for i in ids
+    ]
+    seen: list[int] = []
+
+    async def main():
+        async def watch_registry():
+            while True:
+                seen.append(len(shared_hooks))
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.create_task(watch_registry())
+        events = await _first_events(triggers)
+        watcher.cancel()
+        return events
+
+    events = asyncio.run(main())
+    assert [e["status"]["raw_status"] for e in events] == ["SUCCESS"] * 3
+    assert max(seen) == 1  # three triggers, one shared hook (one client, pool and signer)
+    assert len(shared_hooks) == 0  # released and closed when the last trigger ended
+
+
+def test_the_status_kind_must_be_one_the_hook_knows(emu):
+    task_id = emu.alibaba.add_task(lifecycle=[("SUCCESS", 0)])
+    event = run_trigger(_trigger(ROS, {}, "task_run", {"ai_task_id": task_id}))
+    assert event["event"] == "error"
+    assert "RosHook has no status kind 'task_run'; it knows ai_task" in event["message"]
+
+
+def test_a_trigger_serialized_with_a_status_method_still_runs(emu):
+    task_id = emu.alibaba.add_task(lifecycle=[("RUNNING", 1), ("SUCCESS", 0)])
+    trigger = TaskRunTrigger(
+        hook_path=ROS,
+        hook_kwargs={},
+        status_method="aget_status",
+        run_ref={"ai_task_id": task_id},
+        poll_interval=0.02,
+        deadline=time.time() + 30,
+    )
+    _, kwargs = trigger.serialize()
+    assert kwargs["status_method"] == "aget_status" and "status_kind" not in kwargs
+    event = run_trigger(TaskRunTrigger(**kwargs))
+    assert event["event"] == "terminal"
+    assert event["status"]["raw_status"] == "SUCCESS"
+
+
+def test_a_trigger_needs_exactly_one_way_to_poll():
+    with pytest.raises(ValueError, match="exactly one of status_kind or status_method"):
+        TaskRunTrigger(hook_path=ROS, hook_kwargs={}, run_ref={}, poll_interval=1, deadline=0)
+
+
+def test_the_deadline_fires_on_time_while_a_request_is_in_flight(emu):
+    """A server that answers after 5 s cannot hold a trigger whose deadline is 0.5 s away."""
+    task_id = emu.alibaba.add_task(lifecycle=[("RUNNING", 0)])
+    emu.alibaba.inject("slow", times=1, delay=5.0)
+    trigger = _trigger(ROS, {}, "ai_task", {"ai_task_id": task_id}, deadline=0.5)
+    started = time.monotonic()
+    event = run_trigger(trigger)
+    elapsed = time.monotonic() - started
+    assert event["event"] == "timeout"
+    assert "had not answered its first status call at the deadline" in event["message"]
+    assert elapsed < 3.0, f"the deadline waited for the slow answer ({elapsed:.1f}s)"
+
+
+def test_the_deadline_reports_the_last_status_seen(emu):
+    task_id = emu.alibaba.add_task(lifecycle=[("RUNNING", 0)])
+    event = run_trigger(_trigger(ROS, {}, "ai_task", {"ai_task_id": task_id}, deadline=0.3, poll=0.05))
+    assert event["event"] == "timeout"
+    assert event["raw_status"] == "RUNNING"
+    assert "was still RUNNING at the deadline" in event["message"]
+
+
+def test_1000_watches_on_one_connection_never_exceed_its_rate_and_one_429_pauses_them_all(emu, monkeypatch):
+    """R requests per second at most, in every 1 s window the server saw; one 429 holds back everyone once."""
+    rate = 200
+    conn_id = _ros_connection(emu, monkeypatch, "ros_limited", max_requests_per_second=rate)
+    ros = emu.alibaba
+    ids = [ros.add_task(lifecycle=[("SUCCESS", 0)]) for _ in range(1000)]
+    arrivals: list[tuple[float, int]] = []
+    lock = threading.Lock()
+    original = ros.handle
+    watched = set(ids)
+
+    def timed(request):
+        """The emulator's answer, timed; the 400th request is answered 429 + Retry-After: 1."""
+        if request.query.get("TaskId") not in watched:  # a straggler of an earlier test
+            return original(request)
+        with lock:
+            arrivals.append((time.monotonic(), 0))
+            index = len(arrivals) - 1
+        if index == 400:
+            reply = Reply.json(429, {"Code": "Throttling", "Message": "slow down"}, {"Retry-After": "1"})
+        else:
+            reply = original(request)
+        arrivals[index] = (arrivals[index][0], reply.status)
+        return reply
+
+    monkeypatch.setattr(ros, "handle", timed)
+    triggers = [
+        _trigger(ROS, {"alibaba_ros_conn_id": conn_id}, "ai_task", {"ai_task_id": i}, poll=0.5, deadline=60)
+        for i in ids
+    ]
+
+    async def main():
+        return await _first_events(triggers)
+
+    events = asyncio.run(main())
+    assert all(e["event"] == "terminal" for e in events), [e for e in events if e["event"] != "terminal"][:2]
+    times = sorted(t for t, _ in arrivals)
+    assert len(times) == 1001  # one poll per task, and the one retried after the 429
+    # No R+1 requests inside one second. The stamps are taken by the emulator's handler threads,
+    # which share this process's GIL with 1,000 triggers: they lag the wire by a few tens of ms,
+    # unevenly, so 50 ms are allowed (the limiter spaces the wire writes exactly 1/R apart).
+    tightest = min(times[i + rate] - times[i] for i in range(len(times) - rate))
+    assert tightest >= 1.0 - 0.05, f"{rate + 1} requests within {tightest:.3f}s"
+    throttled = [t for t, status in arrivals if status == 429]
+    assert len(throttled) == 1
+    # Every trigger paused: nothing reached the server in the second after the 429 (bar the
+    # few requests already on the wire when it was answered).
+    after = [t for t in times if throttled[0] < t < throttled[0] + 0.9]
+    assert len(after) <= 5, f"{len(after)} requests during the pause"
