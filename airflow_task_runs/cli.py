@@ -66,7 +66,7 @@ def demo(argv: list[str] | None = None) -> int:
     with Emulator() as emulator:
         for cloud in emulator.clouds.values():
             cloud.seed_demo()  # type: ignore[attr-defined]
-        os.environ.update(emulator.connection_env())
+        os.environ.update(emulator.environment())
         for name, cloud in emulator.clouds.items():
             print(f"  {name:8s} emulator at {cloud.url}")
         print(f"  s3       store    at {emulator.s3.url}")

@@ -22,3 +22,12 @@ def test_readme_names_exactly_the_two_setup_commands():
         "make demo",
         "make test",
     ]
+
+
+def test_connection_recipes_keep_secrets_off_the_command_line():
+    """Arguments are visible in /proc/*/cmdline and shell history: no secret is passed as one."""
+    recipes = [block for block in re.findall(r"```bash\n(.*?)```", README, re.S) if "connections add" in block]
+    assert recipes
+    for block in recipes:
+        assert "--conn-password" not in block, block
+        assert "$(cat" not in block, block

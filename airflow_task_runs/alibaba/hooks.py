@@ -22,6 +22,8 @@ DEFAULT_REGION = "cn-hangzhou"
 #: international-site accounts use ros-intl.aliyuncs.com; VPC: ros[-intl].vpc-proxy.aliyuncs.com.
 DEFAULT_ENDPOINT = "https://ros.aliyuncs.com"
 DEFAULT_CONSOLE_URL = "https://ros.console.aliyun.com"
+#: largest GetAITask answer read when it carries TaskOutput (extra ``max_output_bytes``)
+DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
 AI_TASK_STATES = StatusTable(
     CLOUD,
@@ -160,7 +162,7 @@ class RosHook(HttpTaskRunHook):
 
     def _build_session(self, conn: Connection) -> ApiSession:
         from airflow_task_runs.alibaba.auth import AcsV3Auth
-        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts
+        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts, max_response_bytes
 
         access_key_id, access_key_secret, token = self.credentials(conn)
         extra = self.extra_of(conn)
@@ -177,28 +179,41 @@ class RosHook(HttpTaskRunHook):
             timeouts=Timeouts.from_extra(extra),
             retry=RetryPolicy.from_extra(extra),
             verify=extra.get("verify", True),
+            max_response_bytes=max_response_bytes(extra),
         )
 
     # -- AI tasks ----------------------------------------------------------------------------
     @staticmethod
     def _request(ai_task_id: str, output: bool) -> tuple[dict[str, str], dict[str, str]]:
         """(query, headers) of a GetAITask call: RPC style, ``POST /?OutputOption=..&TaskId=..``."""
-        if not isinstance(ai_task_id, str) or not ai_task_id.strip():
-            raise ValueError("ai_task_id is empty: pass the ROS AI task id (TaskId, e.g. t-asasas****)")
+        from airflow_task_runs.core.ids import path_segment
+
+        path_segment(ai_task_id, "ai_task_id", "pass the ROS AI task id (TaskId, e.g. t-asasas****)")
         # sorted by key, so the query on the wire is already in canonical order
         params = {"OutputOption": "Enabled" if output else "Disabled", "TaskId": ai_task_id}
         return params, {"x-acs-action": "GetAITask", "x-acs-version": API_VERSION}
 
+    def _cap(self, output: bool) -> int | None:
+        """A status poll is capped like any answer; one carrying the TaskOutput by ``max_output_bytes``."""
+        if not output:
+            return None
+        return int(self.extra_of(self.connection).get("max_output_bytes") or DEFAULT_MAX_OUTPUT_BYTES)
+
     def get_ai_task(self, ai_task_id: str, output: bool = False) -> AITask:
         """The AI task; ``output=True`` asks for the (possibly large) ``TaskOutput`` as well."""
         params, headers = self._request(ai_task_id, output)
-        body, response = self.session.request_json("POST", "/", params=params, content=b"", headers=headers)
+        # GetAITask only reads: a POST by RPC convention, safe to repeat (retry_ok defaults to True)
+        body, response = self.session.request_json(
+            "POST", "/", params=params, content=b"", headers=headers, operation="GetAITask", max_bytes=self._cap(output)
+        )
         return self._ai_task(body, response)
 
     async def aget_ai_task(self, ai_task_id: str, output: bool = False) -> AITask:
         session = await self.asession()
         params, headers = self._request(ai_task_id, output)
-        body, response = await session.arequest_json("POST", "/", params=params, content=b"", headers=headers)
+        body, response = await session.arequest_json(
+            "POST", "/", params=params, content=b"", headers=headers, operation="GetAITask", max_bytes=self._cap(output)
+        )
         return self._ai_task(body, response)
 
     @staticmethod

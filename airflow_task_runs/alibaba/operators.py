@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_task_runs.alibaba.links import RosAITaskLink, push_ai_task_link
+from airflow_task_runs.core.ids import check_literal_ids
+from airflow_task_runs.core.lineage import OUTPUT_TEMPLATE_FIELDS, WritesOutputs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_task_runs.alibaba.hooks import RosHook
     from airflow_task_runs.alibaba.models import AITask
+    from airflow_task_runs.core.outputs import Destination
 
 FORMATS = ("json", "yaml")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -52,7 +55,7 @@ def default_file_name(ai_task_id: str, task_type: str | None, fmt: str) -> str:
     return f"{stem}.{'yaml' if fmt == 'yaml' else 'json'}"
 
 
-class RosFetchAITaskOutputOperator(BaseOperator):
+class RosFetchAITaskOutputOperator(WritesOutputs, BaseOperator):
     """Fetch a succeeded AI task with ``OutputOption=Enabled`` and deliver its ``TaskOutput``.
 
     With ``destination`` (an ObjectStoragePath or URI), the output is written atomically as
@@ -64,6 +67,9 @@ class RosFetchAITaskOutputOperator(BaseOperator):
 
     :param ai_task_id: the ROS AI task id, ``TaskId`` (templated; ``task_id`` is Airflow's).
     :param destination: file or folder to write to (templated); ``None`` returns it to XCom.
+    :param destination_conn_id: the connection to write with (templated); default: the URI's
+        ``conn_id@`` part, else the store's default credentials.
+    :param asset_alias: an ``AssetAlias`` name that gets the written file as an Asset event.
     :param output_field: deliver only this key of ``TaskOutput`` (e.g. the template under it);
         a string value (a template body as text) is written unchanged.
     :param output_format: ``json`` or ``yaml``; default from the destination's extension.
@@ -73,7 +79,7 @@ class RosFetchAITaskOutputOperator(BaseOperator):
 
     template_fields: Sequence[str] = (
         "ai_task_id",
-        "destination",
+        *OUTPUT_TEMPLATE_FIELDS,
         "output_field",
         "alibaba_ros_conn_id",
         "region_id",
@@ -85,6 +91,8 @@ class RosFetchAITaskOutputOperator(BaseOperator):
         *,
         ai_task_id: str,
         destination: ObjectStoragePath | str | None = None,
+        destination_conn_id: str | None = None,
+        asset_alias: str | None = None,
         output_field: str | None = None,
         output_format: str | None = None,
         alibaba_ros_conn_id: str = "alibaba_ros_default",
@@ -92,10 +100,11 @@ class RosFetchAITaskOutputOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(ai_task_id=ai_task_id)
         if output_format is not None and output_format.lower() not in FORMATS:
             raise ValueError(f"output_format {output_format!r} is not one of {', '.join(FORMATS)}")
         self.ai_task_id = ai_task_id
-        self.destination = destination
+        self._init_outputs(destination, destination_conn_id, asset_alias)
         self.output_field = output_field
         self.output_format = output_format
         self.alibaba_ros_conn_id = alibaba_ros_conn_id
@@ -108,8 +117,13 @@ class RosFetchAITaskOutputOperator(BaseOperator):
         return RosHook(alibaba_ros_conn_id=self.alibaba_ros_conn_id, region_id=self.region_id)
 
     def execute(self, context: Context) -> Any:
+        import urllib.parse
+
+        destination = self.resolve_output()  # a destination that cannot work fails before any cloud call
         hook = self.hook
         push_ai_task_link(context, hook, self.ai_task_id)
+        host = urllib.parse.urlsplit(hook.endpoint(hook.connection)).netloc
+        self.set_lineage_input(f"ros://{host}", f"ai-tasks/{self.ai_task_id}")
         try:
             task = hook.get_ai_task(self.ai_task_id, output=True)
         finally:
@@ -117,9 +131,11 @@ class RosFetchAITaskOutputOperator(BaseOperator):
         self._check_succeeded(hook, task)
         value = self._select(task)
         what = f"ROS AI task {self.ai_task_id} ({task.TaskType or 'unknown type'}) output"
-        if self.destination is None:
+        if destination is None:
             return self._to_xcom(value, what)
-        return self._to_destination(task, value, self.destination)
+        result = self._to_destination(task, value, destination)
+        self.record_outputs(context, [result["uri"]])
+        return result
 
     def _check_succeeded(self, hook: RosHook, task: AITask) -> None:
         from airflow_task_runs.core.errors import RunFailedError, RunNotFinishedError
@@ -160,15 +176,11 @@ class RosFetchAITaskOutputOperator(BaseOperator):
 
         return xcom_value(what, value)
 
-    def _to_destination(self, task: AITask, value: Any, destination: ObjectStoragePath | str) -> dict[str, Any]:
-        from airflow_task_runs.core.outputs import as_object_storage_path, is_folder_destination, write_bytes_atomically
+    def _to_destination(self, task: AITask, value: Any, destination: Destination) -> dict[str, Any]:
+        from airflow_task_runs.core.outputs import write_bytes_atomically
 
-        text = str(destination)
-        target = as_object_storage_path(destination)
-        is_folder = is_folder_destination(destination)
-        fmt = format_of("" if is_folder else text, self.output_format)
-        if is_folder:
-            target = target / default_file_name(self.ai_task_id, task.TaskType, fmt)
+        fmt = format_of("" if destination.is_folder else destination.path.name, self.output_format)
+        target = destination.file(default_file_name(self.ai_task_id, task.TaskType, fmt))
         data = serialize(value, fmt)
         uri = write_bytes_atomically(target, data)
         self.log.info("Wrote ROS AI task %s output (%s, %d bytes) to %s", self.ai_task_id, fmt, len(data), uri)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_task_runs.alibaba.links import RosAITaskLink, push_ai_task_link
+from airflow_task_runs.core.ids import check_literal_ids
 from airflow_task_runs.core.sensors import TaskRunSensor
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class RosAITaskSensor(TaskRunSensor["RosHook"]):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(ai_task_id=ai_task_id)
         self.ai_task_id = ai_task_id
         self.alibaba_ros_conn_id = alibaba_ros_conn_id
         self.region_id = region_id

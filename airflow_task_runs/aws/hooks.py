@@ -239,10 +239,11 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
     # -- API ---------------------------------------------------------------------------------
     @staticmethod
     def _check_ids(run_id: str, run_task_id: str | None = None) -> None:
-        if not isinstance(run_id, str) or not run_id.strip():
-            raise ValueError("run_id is empty: pass the HealthOmics run id (the number in the run's ARN)")
-        if run_task_id is not None and (not isinstance(run_task_id, str) or not run_task_id.strip()):
-            raise ValueError("run_task_id is empty: pass the HealthOmics task id (taskId in ListRunTasks)")
+        from airflow_task_runs.core.ids import path_segment
+
+        path_segment(run_id, "run_id", "pass the HealthOmics run id (the number in the run's ARN)")
+        if run_task_id is not None:
+            path_segment(run_task_id, "run_task_id", "pass the HealthOmics task id (taskId in ListRunTasks)")
 
     @staticmethod
     def _run(response: dict[str, Any]) -> Run:

@@ -13,6 +13,8 @@ from airflow.sdk import BaseOperator
 
 from airflow_task_runs.aws.links import HealthOmicsRunLink, HealthOmicsRunTaskLink
 from airflow_task_runs.aws.sensors import _HealthOmicsSensor
+from airflow_task_runs.core.ids import check_literal_ids
+from airflow_task_runs.core.lineage import OUTPUT_TEMPLATE_FIELDS, WritesOutputs
 from airflow_task_runs.core.starting import StartAttempt, StartRunOperator
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ class _HealthOmicsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(run_id=run_id)
         self.run_id = run_id
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -71,6 +74,7 @@ class HealthOmicsGetRunTaskOperator(_HealthOmicsOperator):
 
     def __init__(self, *, run_id: str, run_task_id: str, **kwargs: Any) -> None:
         super().__init__(run_id=run_id, **kwargs)
+        check_literal_ids(run_task_id=run_task_id)
         self.run_task_id = run_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -93,7 +97,7 @@ def log_file_name(run_id: str, run_task_id: str) -> str:
     return f"healthomics-run-{run_id}-task-{run_task_id}.log"
 
 
-class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
+class HealthOmicsFetchTaskLogOperator(WritesOutputs, _HealthOmicsOperator):
     """Fetch a run task's whole log from CloudWatch Logs, to an ObjectStoragePath or to XCom.
 
     The stream is the task's ``logStream`` (a full log-stream ARN naming group and stream, or a
@@ -108,6 +112,9 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
     :param run_id: the HealthOmics run id (templated).
     :param run_task_id: the HealthOmics task id (templated).
     :param destination: file or folder to write to (templated); ``None`` returns the log to XCom.
+    :param destination_conn_id: the connection to write with (templated); default: the URI's
+        ``conn_id@`` part, else the store's default credentials.
+    :param asset_alias: an ``AssetAlias`` name that gets the written log as an Asset event.
     :param log_group: the group of a bare stream name (default ``/aws/omics/WorkflowLog``).
     :param page_size: events per GetLogEvents call (``limit``); ``None`` is CloudWatch's default.
     :param allow_unfinished: fetch the log of a task that has not ended yet. Off by default: a
@@ -115,7 +122,14 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
     :param aws_conn_id: an ``aws`` connection; ``service_config.logs`` in its extra is honoured.
     """
 
-    template_fields: Sequence[str] = ("run_id", "run_task_id", "destination", "log_group", "aws_conn_id", "region_name")
+    template_fields: Sequence[str] = (
+        "run_id",
+        "run_task_id",
+        *OUTPUT_TEMPLATE_FIELDS,
+        "log_group",
+        "aws_conn_id",
+        "region_name",
+    )
     operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunTaskLink())
 
     def __init__(
@@ -124,17 +138,20 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
         run_id: str,
         run_task_id: str,
         destination: ObjectStoragePath | str | None = None,
+        destination_conn_id: str | None = None,
+        asset_alias: str | None = None,
         log_group: str | None = None,
         page_size: int | None = None,
         allow_unfinished: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(run_id=run_id, **kwargs)
+        check_literal_ids(run_task_id=run_task_id)
         self.allow_unfinished = allow_unfinished
         if page_size is not None and not 1 <= page_size <= 10000:
             raise ValueError(f"page_size must be from 1 to 10000 (CloudWatch's bound), got {page_size!r}")
         self.run_task_id = run_task_id
-        self.destination = destination
+        self._init_outputs(destination, destination_conn_id, asset_alias)
         self.log_group = log_group
         self.page_size = page_size
 
@@ -144,8 +161,12 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
         from airflow_task_runs.core.errors import RunNotFinishedError, TaskRunsError
         from airflow_task_runs.core.outputs import read_for_xcom, write_atomically
 
+        destination = self.resolve_output()  # a destination that cannot work fails before any cloud call
         hook = self.hook
         push_run_links(context, hook, self.run_id, self.run_task_id)
+        self.set_lineage_input(
+            f"healthomics://{hook.console_region()}", f"runs/{self.run_id}/tasks/{self.run_task_id}/log"
+        )
         task = hook.get_run_task(self.run_id, self.run_task_id)
         run = hook.get_run(self.run_id)
         if not task.logStream:
@@ -178,18 +199,14 @@ class HealthOmicsFetchTaskLogOperator(_HealthOmicsOperator):
             "logStream": stream,
             "taskStatus": task.status,
         }
-        if self.destination is None:
+        if destination is None:
             text = read_for_xcom(lines(), what).decode("utf-8")
             self.log.info("Fetched %s: %d lines, %d bytes, to XCom", what, counts["lines"], counts["size"])
             return {**result, "log": text, "lines": counts["lines"], "size": counts["size"]}
-        uri = write_atomically(self._target(), lines())
+        uri = write_atomically(destination.file(log_file_name(self.run_id, self.run_task_id)), lines())
+        self.record_outputs(context, [uri])
         self.log.info("Fetched %s: %d lines, %d bytes, to %s", what, counts["lines"], counts["size"], uri)
         return {**result, "uri": uri, "lines": counts["lines"], "size": counts["size"]}
-
-    def _target(self) -> ObjectStoragePath:
-        from airflow_task_runs.core.outputs import file_destination
-
-        return file_destination(self.destination, log_file_name(self.run_id, self.run_task_id))  # type: ignore[arg-type]
 
 
 def run_output_root(run: Run) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_task_runs.aws.links import HealthOmicsRunLink, HealthOmicsRunTaskLink
+from airflow_task_runs.core.ids import check_literal_ids
 from airflow_task_runs.core.sensors import TaskRunSensor
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class HealthOmicsRunTaskSensor(_HealthOmicsSensor):
 
     def __init__(self, *, run_id: str, run_task_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(run_id=run_id, run_task_id=run_task_id)
         self.run_id = run_id
         self.run_task_id = run_task_id
 
@@ -107,6 +109,7 @@ class HealthOmicsRunSensor(_HealthOmicsSensor):
 
     def __init__(self, *, run_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(run_id=run_id)
         self.run_id = run_id
 
     def run_ref(self) -> dict[str, Any]:

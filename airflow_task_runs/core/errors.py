@@ -38,8 +38,12 @@ class ApiError(TaskRunsError):
         path: str | None = None,
         retry_after: float | None = None,
         retryable: bool = False,
+        host: str | None = None,
+        operation: str | None = None,
     ) -> None:
         self.cloud = cloud
+        self.host = host
+        self.operation = operation
         self.status_code = status_code  # type: ignore[assignment]  # shadows AirflowException's API status
         self.code = code
         self.message = message
@@ -51,15 +55,25 @@ class ApiError(TaskRunsError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        where = f" ({self.method} {self.path})" if self.method and self.path else ""
+        call = f"{self.method} {self.host or ''}{self.path}" if self.method and self.path else ""
+        where = ", ".join(part for part in (self.operation, call) if part)
+        where = f" ({where})" if where else (f" (host {self.host})" if self.host else "")
         status = f"HTTP {self.status_code}" if self.status_code is not None else "no HTTP response"
         code = f" {self.code}" if self.code else ""
         rid = f" [request id {self.request_id}]" if self.request_id else ""
         return f"{self.cloud} API error{where}: {status}{code}: {self.message}{rid}"
 
+    def refresh(self) -> None:
+        """Rebuild the message after a field changed (e.g. a note appended to ``message``)."""
+        self.args = (self._describe(),)
+
 
 class MalformedResponseError(ApiError):
     """The cloud answered, but not with what its API page promises."""
+
+
+class InvalidIdError(TaskRunsError, ValueError):
+    """An id that cannot be sent: empty, or not one URL path segment. The message names the parameter."""
 
 
 class RunFailedError(AirflowFailException, TaskRunsError):
@@ -91,6 +105,18 @@ class OutputTooLargeError(TaskRunsError):
 
 class OutputIntegrityError(TaskRunsError):
     """Received content does not match what the cloud declared (length, encoding, compression)."""
+
+
+class DestinationConfigError(AirflowFailException, TaskRunsError, ValueError):
+    """A destination that cannot work as given (empty, not a URI, no filesystem, unknown connection).
+
+    Not retried: the DAG or the installation has to change. Raised at DAG parse time for a literal
+    destination, and before any cloud call for a templated one.
+    """
+
+
+class DestinationWriteError(TaskRunsError):
+    """The destination store refused or failed a write; nothing was left at the destination."""
 
 
 class RunNotCancellableError(TaskRunsError):

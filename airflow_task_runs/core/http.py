@@ -6,6 +6,7 @@ retry; they plug those in through :class:`ApiDialect`. Everything else is here, 
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import functools
 import logging
@@ -18,14 +19,19 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpcore
 import httpx
 import tenacity
 
+from airflow_task_runs.core import bounded_json
 from airflow_task_runs.core.errors import ApiError, MalformedResponseError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: largest JSON answer read (a status document is a few KiB; a 100-run NCLUE page ~100 KiB)
+DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -36,19 +42,43 @@ class RetryPolicy:
     max_elapsed: float = 120.0
     backoff_initial: float = 0.5
     backoff_max: float = 20.0
-    max_retry_after: float = 60.0
+    #: longest ``Retry-After`` honoured; ``None``: whatever fits in ``max_elapsed``. A longer
+    #: one ends the retries at once (retrying sooner than the server asked is pointless).
+    max_retry_after: float | None = None
     statuses: frozenset[int] = DEFAULT_RETRY_STATUSES
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> RetryPolicy:
-        """Read ``retry_max_attempts`` / ``retry_max_elapsed`` / ``retry_backoff_*`` from a connection extra."""
+        """Read ``retry_max_attempts`` / ``retry_max_elapsed`` / ``retry_backoff_*`` / ``retry_after_max``."""
         base = cls()
+        cap = extra.get("retry_after_max")
         return cls(
             max_attempts=int(extra.get("retry_max_attempts", base.max_attempts)),
             max_elapsed=float(extra.get("retry_max_elapsed", base.max_elapsed)),
             backoff_initial=float(extra.get("retry_backoff_initial", base.backoff_initial)),
             backoff_max=float(extra.get("retry_backoff_max", base.backoff_max)),
+            max_retry_after=float(cap) if cap not in (None, "") else None,
         )
+
+    @property
+    def retry_after_cap(self) -> float:
+        return self.max_elapsed if self.max_retry_after is None else min(self.max_retry_after, self.max_elapsed)
+
+    def botocore_config(self, timeouts: Timeouts | None = None) -> dict[str, Any]:
+        """The same policy as botocore ``Config`` keyword arguments (AWS clients, NCP Object Storage).
+
+        botocore's standard mode retries throttling, 5xx and transport errors with jittered
+        backoff, like the session; it has no total-time bound, so the read timeout and the
+        attempts carry it.
+        """
+        options: dict[str, Any] = {"retries": {"mode": "standard", "total_max_attempts": self.max_attempts}}
+        if timeouts is not None:
+            options.update(connect_timeout=timeouts.connect, read_timeout=timeouts.read)
+        return options
+
+    def budget(self, timeouts: Timeouts) -> float:
+        """Seconds one request may take, retries included: ``max_elapsed`` + one ``read`` timeout."""
+        return self.max_elapsed + timeouts.read
 
 
 @dataclass(frozen=True)
@@ -66,6 +96,16 @@ class Timeouts:
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.read, pool=self.connect)
+
+
+def max_response_bytes(extra: Mapping[str, Any] | None = None) -> int:
+    """Connection extra ``max_response_bytes``, else ``[task_runs] max_response_bytes``, else 4 MiB."""
+    value = (extra or {}).get("max_response_bytes")
+    if value in (None, ""):
+        from airflow.sdk import conf
+
+        return conf.getint("task_runs", "max_response_bytes", fallback=DEFAULT_MAX_RESPONSE_BYTES)
+    return int(value)
 
 
 @dataclass
@@ -154,15 +194,205 @@ def _verify_setting(value: Any) -> bool | str:
     return bool(value)
 
 
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
+# -- one deadline per request, enforced at every socket operation ----------------------------
+#: monotonic time by which the request running in this context must be over (None: no bound)
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("task_runs_deadline", default=None)
+
+
+def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
+    """A socket operation's timeout, cut to what is left of the request's deadline."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the request's time budget is spent")
+    return left if timeout is None else min(timeout, left)
+
+
+def deadline_expired() -> bool:
+    deadline = _DEADLINE.get()
+    return deadline is not None and time.monotonic() >= deadline
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read and write ends by the request's deadline (a server trickling
+    one byte per read timeout cannot stretch a request past its budget)."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        tls = self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _AsyncDeadlineStream(httpcore.AsyncNetworkStream):
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return _AsyncDeadlineStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _AsyncDeadlineBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
+        self._backend = backend
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        stream = await self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _AsyncDeadlineStream(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        timeout = _bounded(timeout, httpcore.ConnectTimeout)
+        return _AsyncDeadlineStream(await self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+def bound_by_deadline(client: httpx.Client | httpx.AsyncClient) -> None:
+    """Make every connection ``client`` opens honour the request deadline (:meth:`ApiSession.deadline`).
+
+    httpx takes no network backend, so the pools of its own transports (the default one and the
+    proxy mounts built from the environment) get theirs wrapped; a custom transport is left alone.
+    Call it for any client the session uses, including a shared one built elsewhere.
+    """
+    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if backend is None or isinstance(backend, (_DeadlineBackend, _AsyncDeadlineBackend)):
+            continue
+        if isinstance(client, httpx.AsyncClient):
+            pool._network_backend = _AsyncDeadlineBackend(backend)  # type: ignore[union-attr]
+        else:
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+
+
+# -- transport and parse errors, mapped once -------------------------------------------------
+_DNS_FAILURES = ("name or service not known", "nodename nor servname", "getaddrinfo", "no address", "name resolution")
+
+
+def _transport_hint(exc: Exception, host: str, timeouts: Timeouts, budget: float) -> str:
+    """What went wrong on the wire, and what to check, in words."""
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if deadline_expired():
+        return (
+            f"no complete answer within the request's time budget of {budget:g} s (retry_max_elapsed + "
+            f"read_timeout), retries included: {host} is too slow or trickling its answer. Check the service's "
+            "health; raise retry_max_elapsed / read_timeout in the connection if it is legitimately slow"
+        )
+    if isinstance(exc, httpx.ConnectTimeout):
+        return (
+            f"could not connect to {host} within connect_timeout={timeouts.connect:g} s: check the host and port in "
+            "the connection, and that this machine can reach it (firewall, proxy, VPN)"
+        )
+    if isinstance(exc, httpx.ReadTimeout):
+        return (
+            f"{host} sent nothing for read_timeout={timeouts.read:g} s: check the service's health, "
+            "or raise read_timeout in the connection"
+        )
+    if isinstance(exc, (httpx.WriteTimeout, httpx.PoolTimeout)):
+        return f"{type(exc).__name__} talking to {host}: check the network to it"
+    if isinstance(exc, httpx.ProxyError):
+        return f"the proxy refused the request to {host} ({text}): check HTTPS_PROXY / NO_PROXY"
+    if isinstance(exc, httpx.ConnectError):
+        if any(s in lowered for s in _DNS_FAILURES):
+            return f"cannot resolve the host name of {host} ({text}): check the host in the connection and DNS"
+        if "refused" in lowered:
+            return (
+                f"connection refused by {host} ({text}): check the host and port in the connection "
+                "and that the service is up"
+            )
+        if "certificate" in lowered or "ssl" in lowered:
+            return (
+                f"TLS with {host} failed ({text}): check the URL's scheme, or set the connection's "
+                "verify to a CA bundle path"
+            )
+        return f"cannot connect to {host} ({text}): check the host and port in the connection and the network"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return (
+            f"the connection to {host} broke mid-answer ({text}): check the service's health and any proxy or "
+            "load balancer in between"
+        )
+    return f"{type(exc).__name__} talking to {host} ({text}): check the connection's host and the network"
 
 
 class ApiSession:
-    """A sync and an async httpx client for one hook, created lazily and reused across polls."""
+    """A sync and an async httpx client for one hook, created lazily and reused across polls.
+
+    Every exchange is bounded: a JSON answer is read streamed and refused past
+    ``max_response_bytes`` or ``MAX_JSON_DEPTH`` before parsing; a request, retries included,
+    ends within ``retry.max_elapsed + timeouts.read`` even against a trickling server; and
+    transport, HTTP and parse failures all come out as :class:`ApiError` /
+    :class:`MalformedResponseError` naming cloud, host, operation and request id.
+    """
 
     def __init__(
         self,
@@ -176,6 +406,7 @@ class ApiSession:
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.dialect = dialect
@@ -184,10 +415,13 @@ class ApiSession:
         self.retry = retry or RetryPolicy()
         self.verify = _verify_setting(verify)
         self.headers = dict(headers or {})
+        self.max_response_bytes = max_response_bytes
         self._transport = transport
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
+        parts = urllib.parse.urlsplit(self.base_url)
+        self.host = f"{parts.scheme}://{parts.netloc}" if parts.netloc else self.base_url
         #: the connection's shared rate limit (core.shared.RateLimiter), set by the hook
         self.limiter: Any = None
 
@@ -210,6 +444,7 @@ class ApiSession:
         if self._client is None:
             hooks = self.limiter.httpx_hooks() if self.limiter else None
             self._client = httpx.Client(transport=self._transport, event_hooks=hooks, **self._client_options())
+            bound_by_deadline(self._client)
         return self._client
 
     @property
@@ -219,6 +454,7 @@ class ApiSession:
             self._aclient = httpx.AsyncClient(
                 transport=self._async_transport, event_hooks=hooks, **self._client_options()
             )
+            bound_by_deadline(self._aclient)
         return self._aclient
 
     def close(self) -> None:
@@ -235,6 +471,28 @@ class ApiSession:
         query = encode_query(params)
         return f"{self.base_url}{path}" + (f"?{query}" if query else "")
 
+    @property
+    def budget(self) -> float:
+        """Seconds one request may take in all, retries included."""
+        return self.retry.budget(self.timeouts)
+
+    @contextmanager
+    def deadline(self) -> Iterator[float]:
+        """Bound everything inside (sends, reads, retries, waits) by one request budget.
+
+        Nested uses share the outermost deadline, so a caller that retries a whole exchange
+        (e.g. OCI's fetchOutput re-reading the body) stays within one budget too.
+        """
+        current = _DEADLINE.get()
+        if current is not None:
+            yield current
+            return
+        token = _DEADLINE.set(time.monotonic() + self.budget)
+        try:
+            yield _DEADLINE.get() or 0.0
+        finally:
+            _DEADLINE.reset(token)
+
     # -- requests ----------------------------------------------------------------------------
     def request_json(
         self,
@@ -246,19 +504,28 @@ class ApiSession:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         retry_ok: bool = True,
+        operation: str | None = None,
+        max_bytes: int | None = None,
     ) -> tuple[Any, httpx.Response]:
         """Send, retry per policy, raise :class:`ApiError` on failure; return (JSON body, response).
 
         ``retry_ok=False`` marks a request that must not be repeated (a POST without an
-        idempotency token): it is sent exactly once.
+        idempotency token): it is sent exactly once. ``operation`` names the call in errors.
+        ``max_bytes`` replaces ``max_response_bytes`` for a call whose answer carries an output.
         """
         request = self._build(self.client, method, path, params, json_body, content, headers)
 
         def attempt() -> tuple[Any, httpx.Response]:
-            response = self.client.send(request)
-            return self._accept(request, response)
+            with self._mapped(request, operation):
+                response = self.client.send(request, stream=True)
+                try:
+                    data = self._read(response, response.iter_bytes(_READ_CHUNK), operation, max_bytes)
+                finally:
+                    response.close()
+            return self._accept(request, response, data, operation)
 
-        return self._retrying(retry_ok)(attempt)
+        with self.deadline():
+            return self._retrying(retry_ok)(attempt)
 
     async def arequest_json(
         self,
@@ -270,14 +537,22 @@ class ApiSession:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         retry_ok: bool = True,
+        operation: str | None = None,
+        max_bytes: int | None = None,
     ) -> tuple[Any, httpx.Response]:
         request = self._build(self.aclient, method, path, params, json_body, content, headers)
 
         async def attempt() -> tuple[Any, httpx.Response]:
-            response = await self.aclient.send(request)
-            return self._accept(request, response)
+            with self._mapped(request, operation):
+                response = await self.aclient.send(request, stream=True)
+                try:
+                    data = await self._aread(response, operation, max_bytes)
+                finally:
+                    await response.aclose()
+            return self._accept(request, response, data, operation)
 
-        return await self._aretrying(retry_ok)(attempt)
+        with self.deadline():
+            return await self._aretrying(retry_ok)(attempt)
 
     @contextmanager
     def stream(
@@ -290,27 +565,35 @@ class ApiSession:
         json_body: Any = None,
         content: bytes | None = None,
         retry_ok: bool = True,
+        operation: str | None = None,
     ) -> Iterator[httpx.Response]:
         """A streamed response; connecting is retried, the body is read by the caller.
 
         ``json_body`` / ``content`` send a (small) request body, as in :meth:`request_json`;
         ``retry_ok=False`` sends the request exactly once (the caller may retry the whole
-        exchange, e.g. when it can re-read the body from the start).
+        exchange, e.g. when it can re-read the body from the start). The caller's reading is
+        bounded by the same deadline, and its transport errors are mapped like the session's.
         """
         request = self._build(self.client, method, path, params, json_body, content, headers)
 
         def attempt() -> httpx.Response:
-            response = self.client.send(request, stream=True)
-            if response.is_error:
-                response.read()
-                self._accept(request, response)
+            with self._mapped(request, operation):
+                response = self.client.send(request, stream=True)
+                if response.is_error:
+                    try:
+                        data = self._read(response, response.iter_bytes(_READ_CHUNK), operation)
+                    finally:
+                        response.close()
+                    self._accept(request, response, data, operation)
             return response
 
-        response: httpx.Response = self._retrying(retry_ok)(attempt)
-        try:
-            yield response
-        finally:
-            response.close()
+        with self.deadline():
+            response: httpx.Response = self._retrying(retry_ok)(attempt)
+            try:
+                with self._mapped(request, operation):
+                    yield response
+            finally:
+                response.close()
 
     @asynccontextmanager
     async def astream(
@@ -323,22 +606,29 @@ class ApiSession:
         json_body: Any = None,
         content: bytes | None = None,
         retry_ok: bool = True,
+        operation: str | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """The async twin of :meth:`stream`."""
         request = self._build(self.aclient, method, path, params, json_body, content, headers)
 
         async def attempt() -> httpx.Response:
-            response = await self.aclient.send(request, stream=True)
-            if response.is_error:
-                await response.aread()
-                self._accept(request, response)
+            with self._mapped(request, operation):
+                response = await self.aclient.send(request, stream=True)
+                if response.is_error:
+                    try:
+                        data = await self._aread(response, operation)
+                    finally:
+                        await response.aclose()
+                    self._accept(request, response, data, operation)
             return response
 
-        response: httpx.Response = await self._aretrying(retry_ok)(attempt)
-        try:
-            yield response
-        finally:
-            await response.aclose()
+        with self.deadline():
+            response: httpx.Response = await self._aretrying(retry_ok)(attempt)
+            try:
+                with self._mapped(request, operation):
+                    yield response
+            finally:
+                await response.aclose()
 
     def _build(
         self,
@@ -359,6 +649,85 @@ class ApiSession:
         # build_request merges the client's headers and sets its timeouts on the request.
         return client.build_request(method, self.url(path, params), content=content, headers=request_headers)
 
+    # -- bounded reading -----------------------------------------------------------------------
+    def _too_large(self, response: httpx.Response, size: int, operation: str | None, limit: int) -> ApiError:
+        setting = (
+            "max_response_bytes in the connection's extra (or [task_runs] max_response_bytes)"
+            if limit == self.max_response_bytes
+            else "the limit named in the operator's documentation"
+        )
+        return ApiError(
+            cloud=self.dialect.cloud,
+            status_code=response.status_code,
+            code="ResponseTooLarge",
+            message=f"the answer is over {size} bytes, more than the {limit} bytes allowed for this call; "
+            f"nothing was kept. If the service legitimately sends that much, raise {setting}",
+            request_id=self._request_id(response),
+            method=response.request.method,
+            path=response.request.url.path,
+            host=self.host,
+            operation=operation,
+        )
+
+    def _limit(self, response: httpx.Response, operation: str | None, max_bytes: int | None) -> int:
+        """The byte limit for this answer; refuses at once one whose Content-Length is over it."""
+        limit = self.max_response_bytes if max_bytes is None else max_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(response, int(declared), operation, limit)
+        return limit
+
+    def _read(
+        self, response: httpx.Response, chunks: Iterator[bytes], operation: str | None, max_bytes: int | None = None
+    ) -> bytes:
+        """The whole body, never more than ``max_response_bytes`` of it in memory."""
+        limit = self._limit(response, operation, max_bytes)
+        buf = bytearray()
+        for chunk in chunks:
+            buf += chunk
+            if len(buf) > limit:
+                raise self._too_large(response, len(buf), operation, limit)
+        data = bytes(buf)
+        response._content = data  # what response.content / .json() read from now on
+        return data
+
+    async def _aread(self, response: httpx.Response, operation: str | None, max_bytes: int | None = None) -> bytes:
+        limit = self._limit(response, operation, max_bytes)
+        buf = bytearray()
+        async for chunk in response.aiter_bytes(_READ_CHUNK):
+            buf += chunk
+            if len(buf) > limit:
+                raise self._too_large(response, len(buf), operation, limit)
+        data = bytes(buf)
+        response._content = data
+        return data
+
+    @contextmanager
+    def _mapped(self, request: httpx.Request, operation: str | None) -> Iterator[None]:
+        """httpx's transport errors as one :class:`ApiError` naming cloud, host, call and what to check."""
+        try:
+            yield
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            expired = deadline_expired()
+            raise ApiError(
+                cloud=self.dialect.cloud,
+                status_code=None,
+                code="Timeout" if expired else type(exc).__name__,
+                message=_transport_hint(exc, self.host, self.timeouts, self.budget),
+                request_id=self._sent_request_id(request),
+                method=request.method,
+                path=request.url.path,
+                host=self.host,
+                operation=operation,
+                retryable=not expired,
+            ) from None
+
+    def _sent_request_id(self, request: httpx.Request) -> str | None:
+        for name in self.dialect.request_id_headers:
+            if value := request.headers.get(name):
+                return value
+        return None
+
     # -- responses ---------------------------------------------------------------------------
     def parse_model(self, cls: type[Any], body: Any, response: httpx.Response, request_id: str | None = None) -> Any:
         """Validate a response body into ``cls``; a body that does not fit is a MalformedResponseError."""
@@ -367,17 +736,22 @@ class ApiSession:
         request_id = request_id or self.request_id_of(response)
         try:
             model = cls.model_validate(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
+        except (ValidationError, RecursionError) as exc:
+            if isinstance(exc, ValidationError):
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "body"
+                problem = f"{exc.error_count()} problem(s), first: {where}: {first['msg']}"
+            else:
+                problem = "nested too deep"
             raise MalformedResponseError(
                 cloud=self.dialect.cloud,
                 status_code=response.status_code,
                 code=None,
-                message=f"the response is not a {cls.__name__} ({exc.error_count()} problem(s), first: "
-                f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']})",
+                message=f"the response is not a {cls.__name__} ({problem})",
                 request_id=request_id,
                 method=response.request.method,
                 path=response.request.url.path,
+                host=self.host,
             ) from None
         if hasattr(model, "request_id"):
             model.request_id = request_id
@@ -391,39 +765,71 @@ class ApiSession:
         for name in self.dialect.request_id_headers:
             if value := response.headers.get(name):
                 return value
-        return body_id
+        return body_id or self._sent_request_id(response.request)
 
-    def _accept(self, request: httpx.Request, response: httpx.Response) -> tuple[Any, httpx.Response]:
-        body = _json_or_none(response)
+    def _malformed(
+        self, response: httpx.Response, message: str, operation: str | None, retryable: bool
+    ) -> MalformedResponseError:
+        return MalformedResponseError(
+            cloud=self.dialect.cloud,
+            status_code=response.status_code,
+            code=None,
+            message=message,
+            request_id=self._request_id(response),
+            method=response.request.method,
+            path=response.request.url.path,
+            host=self.host,
+            operation=operation,
+            retryable=retryable,
+        )
+
+    def _parse(self, response: httpx.Response, data: bytes, operation: str | None) -> Any:
+        """The JSON body of a 2xx answer; anything else there is a MalformedResponseError."""
+        if not data.strip():
+            return None
+        content_type = response.headers.get("content-type", "")
+        try:
+            return bounded_json.loads(data)
+        except bounded_json.JsonTooDeep as exc:
+            # deliberate or broken, asking again gets the same answer
+            raise self._malformed(response, str(exc), operation, retryable=False) from None
+        except ValueError:
+            pass
+        if content_type and "json" not in content_type:
+            what = f"a {content_type.split(';')[0].strip()} page, not JSON"
+            hint = " (a proxy, load balancer or captive portal answering instead of the API?)"
+        else:
+            what, hint = "not valid JSON", " (cut or garbled on the way)"
+        raise self._malformed(response, f"the response body is {what} ({len(data)} bytes){hint}", operation, True)
+
+    def _accept(
+        self, request: httpx.Request, response: httpx.Response, data: bytes, operation: str | None = None
+    ) -> tuple[Any, httpx.Response]:
         path = request.url.path
-        if response.is_success and self.dialect.check_success_body is not None:
-            failure = self.dialect.check_success_body(response, body)
-            if failure is not None:
-                code, message = failure
-                err = ApiError(
-                    cloud=self.dialect.cloud,
-                    status_code=response.status_code,
-                    code=code,
-                    message=message or "the response body says the call failed",
-                    request_id=self._request_id(response, _body_request_id(body)),
-                    method=request.method,
-                    path=path,
-                )
-                err.retryable = bool(self.dialect.is_retryable and self.dialect.is_retryable(err))
-                raise err
         if response.is_success:
-            if body is None and response.content and "json" in response.headers.get("content-type", "json"):
-                raise MalformedResponseError(
-                    cloud=self.dialect.cloud,
-                    status_code=response.status_code,
-                    code=None,
-                    message=f"the response body is not valid JSON ({len(response.content)} bytes)",
-                    request_id=self._request_id(response),
-                    method=request.method,
-                    path=path,
-                    retryable=True,
-                )
+            body = self._parse(response, data, operation)
+            if self.dialect.check_success_body is not None:
+                failure = self.dialect.check_success_body(response, body)
+                if failure is not None:
+                    code, message = failure
+                    err = ApiError(
+                        cloud=self.dialect.cloud,
+                        status_code=response.status_code,
+                        code=code,
+                        message=message or "the response body says the call failed",
+                        request_id=self._request_id(response, _body_request_id(body)),
+                        method=request.method,
+                        path=path,
+                        host=self.host,
+                        operation=operation,
+                    )
+                    err.retryable = bool(self.dialect.is_retryable and self.dialect.is_retryable(err))
+                    raise err
             return body, response
+        try:
+            body = bounded_json.loads(data) if data.strip() else None
+        except ValueError:  # an error page that is not JSON (or is hostile): the status still speaks
+            body = None
         code = message = body_id = None
         if self.dialect.parse_error is not None:
             try:
@@ -441,6 +847,8 @@ class ApiSession:
             method=request.method,
             path=path,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
+            host=self.host,
+            operation=operation,
         )
         status = response.status_code
         err.retryable = (status in self.retry.statuses and status not in self.dialect.never_retry) or bool(
@@ -451,14 +859,14 @@ class ApiSession:
     # -- retry machinery ---------------------------------------------------------------------
     def _should_retry(self, exc: BaseException) -> bool:
         if isinstance(exc, httpx.TransportError):
-            return True
+            return not deadline_expired()
         return isinstance(exc, ApiError) and exc.retryable
 
     def _wait_bound(self, state: tenacity.RetryCallState) -> tuple[float, bool]:
         """(longest wait before the next attempt, whether the server fixed it by Retry-After)."""
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, ApiError) and exc.retry_after is not None:
-            return min(exc.retry_after, self.retry.max_retry_after), True
+            return exc.retry_after, True
         return min(self.retry.backoff_max, self.retry.backoff_initial * (2 ** (state.attempt_number - 1))), False
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
@@ -478,10 +886,18 @@ class ApiSession:
         )
 
     def _stop(self, state: tenacity.RetryCallState) -> bool:
-        if state.attempt_number >= self.retry.max_attempts:
+        if state.attempt_number >= self.retry.max_attempts or deadline_expired():
             return True
         # Do not start a wait that would end past the total budget.
-        upcoming = self._wait_bound(state)[0] if state.outcome else 0
+        upcoming, fixed = self._wait_bound(state) if state.outcome else (0.0, False)
+        exc = state.outcome.exception() if state.outcome else None
+        if fixed and isinstance(exc, ApiError) and upcoming > self.retry.retry_after_cap:
+            exc.message += (
+                f" (the server asked to retry after {upcoming:g} s, more than the {self.retry.retry_after_cap:g} s "
+                "allowed: not retried; raise retry_max_elapsed or retry_after_max to wait that long)"
+            )
+            exc.refresh()
+            return True
         return ((state.seconds_since_start or 0.0) + upcoming) > self.retry.max_elapsed
 
     def _retry_options(self, retry_ok: bool) -> dict[str, Any]:
@@ -498,6 +914,13 @@ class ApiSession:
 
     def _aretrying(self, retry_ok: bool) -> tenacity.AsyncRetrying:
         return tenacity.AsyncRetrying(**self._retry_options(retry_ok))
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return bounded_json.loads(response.content)
+    except (ValueError, httpx.ResponseNotRead):
+        return None
 
 
 def _body_request_id(body: Any) -> str | None:

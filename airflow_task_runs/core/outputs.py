@@ -1,26 +1,40 @@
-"""Send a result to XCom (size-guarded) or to an ObjectStoragePath (streamed, atomic).
+"""Send a result to XCom (size-guarded) or to an ObjectStoragePath (streamed, complete or absent).
 
-Atomic means: bytes go to a hidden sibling ``.<name>.<random>.partial`` and are moved to
-the final name only after the last byte was written and the size checked. A failed or
-interrupted fetch removes the partial object; nothing ever sits at the final path half
-written. On ``file://`` the move is a rename (atomic); on object stores, where a move is a
-copy, the final object appears in one PUT.
+One writer for every output of every operator (:class:`OutputSet`, :func:`write_atomically`):
+
+- ``file://``: bytes go to a hidden sibling ``.<name>.<random>.partial``, held under an
+  exclusive ``flock`` while written, fsynced, then renamed to the final name (atomic). A later
+  write of the same target removes partials whose writer died (SIGKILL, OOM): their lock is free.
+- object stores (``s3://``, ``gs://``, ...): no second copy. The fsspec file is opened with
+  ``autocommit=False``: on S3 a multipart upload straight to the final key, its parts uploaded
+  as bytes arrive, completed only after the last byte was written and the size checked. On any
+  failure the file is ``discard()``-ed (the multipart upload aborted) and never closed, so
+  nothing is committed (an fsspec file commits on close, even when an exception leaves its
+  ``with`` block). Unfinished uploads to the same key left by a killed writer are aborted by
+  the next write of that key.
+- a set of outputs (OCI's items) is published together, after every member was written: a
+  failure before that leaves none of them; a failure while publishing removes those published.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
-from airflow_task_runs.core.errors import OutputIntegrityError, OutputTooLargeError
+from airflow_task_runs.core.errors import OutputTooLargeError
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_task_runs.core.errors import DestinationConfigError
     from airflow_task_runs.core.states import RunStatus
 
 log = logging.getLogger(__name__)
@@ -83,21 +97,171 @@ def read_for_xcom(chunks: Iterable[bytes], what: str, limit: int | None = None) 
     return bytes(buf)
 
 
-def as_object_storage_path(destination: ObjectStoragePath | str) -> ObjectStoragePath:
-    from airflow.sdk import ObjectStoragePath
+#: fsspec filesystem package -> this package's extra that installs it (see pyproject.toml)
+FILESYSTEM_EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure"}
+#: object-store part size: S3 needs >= 5 MiB parts (but the last) and at most 10,000 of them
+PART_SIZE = 8 * 1024 * 1024
+MAX_PARTS = 9000
+_LOCAL = ("file", "local", "")
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.partial$")
 
-    if isinstance(destination, ObjectStoragePath):
-        return destination
-    text = str(destination)
+
+def is_templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _filesystem_package(scheme: str) -> str | None:
+    """The package fsspec would import for ``scheme`` (``s3`` -> ``s3fs``); None for built-in or unknown."""
+    from fsspec.registry import known_implementations, registry
+
+    if scheme in _LOCAL or scheme in registry:
+        return None
+    impl = known_implementations.get(scheme)
+    return impl["class"].split(".", 1)[0] if impl else None
+
+
+def _install_hint(package: str) -> str:
+    extra = FILESYSTEM_EXTRAS.get(package)
+    if extra:
+        return f"pip install 'airflow-task-runs[{extra}]'"
+    return f"install {package} (and the Airflow provider that registers its filesystem)"
+
+
+def check_destination_text(value: Any, param: str = "destination") -> str:
+    """Refuse a destination that cannot work, without touching any store (cheap: runs at DAG parse).
+
+    Empty, not a URI, an unknown scheme, or a scheme whose filesystem package is not installed
+    fail here, naming ``param``, the scheme and the extra to install. Returns the URI text.
+    """
+    import importlib.util
+    from urllib.parse import urlsplit
+
+    from airflow_task_runs.core.errors import DestinationConfigError
+
+    if not isinstance(value, str) and type(value).__name__ != "ObjectStoragePath":
+        raise DestinationConfigError(
+            f"{param} is a {type(value).__name__}; pass a URI such as 's3://bucket/prefix/' or an ObjectStoragePath"
+        )
+    text = str(value)
+    if not text.strip():
+        raise DestinationConfigError(
+            f"{param} is empty (a template that rendered to ''?): pass a URI such as 's3://bucket/prefix/' or "
+            f"'file:///data/out/', or leave {param}=None to return the output through XCom"
+        )
     if "://" not in text:
-        raise ValueError(
-            f"destination {text!r} is not a URI: pass an ObjectStoragePath or a URI such as "
+        raise DestinationConfigError(
+            f"{param} {text!r} is not a URI: pass an ObjectStoragePath or a URI such as "
             "'file:///data/out/' or 's3://bucket/prefix/'"
         )
-    return ObjectStoragePath(text)
+    scheme = urlsplit(text).scheme.lower()
+    from fsspec.registry import known_implementations, registry
+
+    if scheme not in _LOCAL and scheme not in registry and scheme not in known_implementations:
+        raise DestinationConfigError(
+            f"{param} {text!r}: no filesystem is known for the scheme {scheme!r}; use file://, s3://, gs://, "
+            "abfs://, ... (a scheme fsspec and an Airflow provider support)"
+        )
+    package = _filesystem_package(scheme)
+    if package and importlib.util.find_spec(package) is None:
+        raise DestinationConfigError(
+            f"{param} {text!r}: writing to {scheme}:// needs {package}, which is not installed: "
+            f"{_install_hint(package)}"
+        )
+    return text
 
 
-def is_folder_destination(destination: ObjectStoragePath | str) -> bool:
+def plain_uri(path: ObjectStoragePath) -> str:
+    """``scheme://bucket/key`` without the ``conn_id@`` part: for XCom, logs, Assets and lineage."""
+    protocol = path.protocol or "file"
+    return f"{protocol}://{path.path}"
+
+
+class Destination:
+    """A checked destination: the ObjectStoragePath (with its connection) and whether it is a folder."""
+
+    def __init__(self, path: ObjectStoragePath, is_folder: bool, param: str = "destination") -> None:
+        self.path = path
+        self.is_folder = is_folder
+        self.param = param
+
+    @property
+    def uri(self) -> str:
+        return plain_uri(self.path) + ("/" if self.is_folder else "")
+
+    def file(self, default_name: str) -> ObjectStoragePath:
+        """The file to write: the destination itself, or ``default_name`` inside it when it is a folder."""
+        return self.child(default_name) if self.is_folder else self.path
+
+    def child(self, name: str) -> ObjectStoragePath:
+        return join_destination(self.path, name)
+
+    def __repr__(self) -> str:
+        return f"Destination({self.uri!r}, conn_id={self.path.conn_id!r})"
+
+
+def resolve_destination(
+    value: ObjectStoragePath | str,
+    conn_id: str | None = None,
+    *,
+    param: str = "destination",
+    conn_param: str = "destination_conn_id",
+) -> Destination:
+    """Check and open a destination before any cloud call: the scheme's filesystem, the connection.
+
+    Which credentials: ``conn_id`` (an operator's ``destination_conn_id``) if given, else the
+    URI's own ``conn_id@`` part (``s3://aws_default@bucket/key``), else none: the store's default
+    chain (for S3, boto3's: environment, ``~/.aws``, instance role).
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_task_runs.core.errors import DestinationConfigError
+
+    text = check_destination_text(value, param)
+    if conn_id is not None and not str(conn_id).strip():
+        raise DestinationConfigError(
+            f"{conn_param} is empty (a template that rendered to ''?): name a connection, or leave it None "
+            f"to use the URI's conn_id@ part or the store's default credentials"
+        )
+    path = value if isinstance(value, ObjectStoragePath) else ObjectStoragePath(text)
+    named = path.conn_id
+    if conn_id and named and named != conn_id:
+        raise DestinationConfigError(
+            f"{param} {plain_uri(path)!r} names the connection {named!r} ({named}@) but {conn_param} is "
+            f"{conn_id!r}: give the connection one way only"
+        )
+    effective = conn_id or named
+    protocol = path.protocol or "file"
+    from airflow.sdk.io.fs import has_fs
+
+    if not has_fs(protocol):
+        package = _filesystem_package(protocol)
+        hint = _install_hint(package) if package else "install the Airflow provider that registers it"
+        raise DestinationConfigError(
+            f"{param} {plain_uri(path)!r}: Airflow has no filesystem registered for {protocol}://: {hint}"
+        )
+    if effective:
+        from airflow.sdk import BaseHook
+
+        try:
+            BaseHook.get_connection(effective)
+        except Exception as exc:
+            where = conn_param if conn_id else f"the {effective}@ part of {param}"
+            raise DestinationConfigError(
+                f"{where}: connection {effective!r} cannot be read ({type(exc).__name__}: {exc}); create it, or "
+                "leave it out to use the store's default credentials"
+            ) from None
+        if conn_id and conn_id != named:
+            path = ObjectStoragePath(path, conn_id=conn_id)
+    original = str(value)
+    is_folder = is_folder_destination(value if isinstance(value, ObjectStoragePath) else original, path)
+    return Destination(path, is_folder, param)
+
+
+def as_object_storage_path(destination: ObjectStoragePath | str) -> ObjectStoragePath:
+    return resolve_destination(destination).path
+
+
+def is_folder_destination(destination: ObjectStoragePath | str, path: ObjectStoragePath | None = None) -> bool:
     """Whether a destination names a folder rather than a file.
 
     A string that ends with ``/`` is a folder, and so is an existing folder. ``ObjectStoragePath``
@@ -111,7 +275,8 @@ def is_folder_destination(destination: ObjectStoragePath | str) -> bool:
             return True
     elif str(destination).endswith("/"):
         return True
-    path = as_object_storage_path(destination)
+    if path is None:
+        path = destination if isinstance(destination, ObjectStoragePath) else ObjectStoragePath(str(destination))
     try:
         return bool(path.exists() and path.is_dir())
     except Exception:  # a store that cannot answer: the name decides
@@ -119,13 +284,300 @@ def is_folder_destination(destination: ObjectStoragePath | str) -> bool:
 
 
 def file_destination(destination: ObjectStoragePath | str, default_name: str) -> ObjectStoragePath:
-    """The file to write: ``destination`` itself, or ``default_name`` inside it when it is a folder."""
-    target = as_object_storage_path(destination)
-    return target / default_name if is_folder_destination(destination) else target
+    """The file to write: ``destination`` itself, or ``default_name`` inside it when it is a folder.
+
+    ``default_name`` is often built from ids (``healthomics-run-<run>-task-<task>.log``): it goes
+    through :func:`join_destination`'s name check, so no id can point outside the folder.
+    """
+    return resolve_destination(destination).file(default_name)
+
+
+def join_destination(folder: ObjectStoragePath | str, name: str) -> ObjectStoragePath:
+    """A child of a destination folder; refuses names that would escape it."""
+    if not name or name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
+        raise ValueError(f"refusing output name {name!r}: it must be a relative path without '..'")
+    from airflow.sdk import ObjectStoragePath
+
+    base = folder if isinstance(folder, ObjectStoragePath) else resolve_destination(folder).path
+    return base / name
 
 
 def _is_local(path: ObjectStoragePath) -> bool:
-    return path.protocol in ("file", "local", "")
+    return (path.protocol or "") in _LOCAL
+
+
+def part_size_for(expected_size: int | None) -> int:
+    """8 MiB parts, larger when needed to stay under S3's 10,000 parts."""
+    if not expected_size:
+        return PART_SIZE
+    mib = 1024 * 1024
+    return max(PART_SIZE, -(-expected_size // MAX_PARTS // mib) * mib + mib)
+
+
+class _Staged:
+    """One output being written: invisible until ``publish()``, removable without trace by ``abandon()``."""
+
+    uri: str
+
+    def write(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Everything written: make it durable, still invisible."""
+
+    def publish(self) -> None:
+        raise NotImplementedError
+
+    def abandon(self) -> None:
+        raise NotImplementedError
+
+    def unpublish(self) -> None:
+        raise NotImplementedError
+
+
+def _folder_in_the_way(uri: str) -> DestinationConfigError:
+    from airflow_task_runs.core.errors import DestinationConfigError
+
+    return DestinationConfigError(
+        f"{uri} is an existing folder, so a file cannot be written there; remove or rename the folder, "
+        "or choose another destination. Nothing was written"
+    )
+
+
+class _LocalStaged(_Staged):
+    """A partial sibling under ``flock``, fsynced and renamed (atomic on a POSIX file system)."""
+
+    def __init__(self, final: ObjectStoragePath) -> None:
+        self.uri = plain_uri(final)
+        self.final = Path(final.path)
+        if self.final.is_dir():
+            raise _folder_in_the_way(self.uri)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(self.final)
+        self.partial = self.final.parent / f".{self.final.name}.{uuid.uuid4().hex[:12]}.partial"
+        fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self.handle = os.fdopen(fd, "wb")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a rerun's cleanup skips a partial that is still written
+
+    def write(self, chunk: bytes) -> None:
+        self.handle.write(chunk)
+
+    def finish(self) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def publish(self) -> None:
+        if self.final.is_dir():
+            raise _folder_in_the_way(self.uri)
+        os.replace(self.partial, self.final)
+        self.handle.close()
+
+    def abandon(self) -> None:
+        self.handle.close()
+        try:
+            self.partial.unlink()
+        except FileNotFoundError:
+            pass
+
+    def unpublish(self) -> None:
+        self.final.unlink(missing_ok=True)
+
+
+def remove_stale_partials(final: Path) -> list[Path]:
+    """Remove ``.<name>.<random>.partial`` siblings of ``final`` whose writer is gone (lock free)."""
+    removed: list[Path] = []
+    try:
+        candidates = list(final.parent.iterdir())
+    except FileNotFoundError:
+        return removed
+    for candidate in candidates:
+        match = _PARTIAL.match(candidate.name)
+        if not match or match["name"] != final.name:
+            continue
+        try:
+            fd = os.open(candidate, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a live writer holds it
+            os.close(fd)
+            continue
+        try:
+            candidate.unlink()
+            removed.append(candidate)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    if removed:
+        log.info("Removed %d stale partial file(s) of %s left by an interrupted fetch", len(removed), final)
+    return removed
+
+
+class _StoreStaged(_Staged):
+    """An fsspec file on the final key that is committed only by ``publish()`` (S3: a multipart upload)."""
+
+    def __init__(self, final: ObjectStoragePath, part_size: int) -> None:
+        self.uri = plain_uri(final)
+        self.fs = final.fs
+        self.key = final.path
+        if self.fs.isdir(self.key):
+            raise _folder_in_the_way(self.uri)
+        abort_stale_uploads(self.fs, self.key)
+        try:
+            self.handle = self.fs.open(self.key, "wb", block_size=part_size, autocommit=False)
+            self.deferred = True
+        except NotImplementedError:  # a store without deferred commit: it commits on close()
+            self.handle = self.fs.open(self.key, "wb", block_size=part_size)
+            self.deferred = False
+        self.finished = False
+
+    def write(self, chunk: bytes) -> None:
+        self.handle.write(chunk)
+
+    def finish(self) -> None:
+        if self.deferred:
+            self.handle.close()  # uploads the last part; with autocommit=False nothing is visible yet
+        self.finished = True
+
+    def publish(self) -> None:
+        if self.deferred:
+            self.handle.commit()
+        else:
+            self.handle.close()
+
+    def abandon(self) -> None:
+        try:
+            self.handle.discard()  # S3: abort the multipart upload
+        except Exception as exc:  # cleanup must not mask the original error
+            log.warning("Could not abort the upload to %s (%s: %s)", self.uri, type(exc).__name__, exc)
+        try:
+            self.handle.closed = True  # never close(): close() commits (or PUTs the buffer)
+        except AttributeError:
+            pass
+
+    def unpublish(self) -> None:
+        try:
+            self.fs.rm_file(self.key)
+        except Exception as exc:
+            log.warning("Could not remove %s (%s: %s)", self.uri, type(exc).__name__, exc)
+
+
+def abort_stale_uploads(fs: Any, key: str) -> int:
+    """Abort unfinished S3 multipart uploads to exactly ``key`` (left by a killed writer). Best effort."""
+    if not hasattr(fs, "split_path") or not hasattr(fs, "call_s3"):
+        return 0
+    try:
+        bucket, object_key, _ = fs.split_path(key)
+        listing = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=object_key)
+        stale = [u for u in listing.get("Uploads", []) if u.get("Key") == object_key]
+        for upload in stale:
+            fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=object_key, UploadId=upload["UploadId"])
+    except Exception as exc:  # no permission to list uploads, missing bucket (the write will say): skip
+        log.debug("Not checking for stale multipart uploads to %s: %s", key, exc)
+        return 0
+    if stale:
+        log.info("Aborted %d unfinished multipart upload(s) to %s left by an interrupted fetch", len(stale), key)
+    return len(stale)
+
+
+class OutputSet:
+    """Outputs written together: all of them appear, or none.
+
+    ``with OutputSet() as outputs: outputs.write(path, chunks)``. Each member is written in full
+    (and size-checked) but stays invisible; leaving the block without an error publishes them in
+    the order written, so the last one written (e.g. a manifest) appears last. An error anywhere
+    abandons every member; an error while publishing also removes the members already published.
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[_Staged] = []
+        self.uris: list[str] = []
+        self.published = False
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is not None:
+            self._abandon(self._staged)
+            return
+        self.publish()
+
+    def write(
+        self,
+        destination: ObjectStoragePath | str,
+        chunks: Iterable[bytes],
+        *,
+        expected_size: int | None = None,
+    ) -> str:
+        """Stream ``chunks`` to ``destination`` (not yet visible); return its URI."""
+        from airflow.sdk import ObjectStoragePath
+
+        from airflow_task_runs.core.errors import OutputIntegrityError
+
+        final = destination if isinstance(destination, ObjectStoragePath) else resolve_destination(destination).path
+        uri = plain_uri(final)
+        staged: _Staged = self._sink(uri, lambda: self._stage(final, expected_size))
+        self._staged.append(staged)
+        written = 0
+        for chunk in chunks:  # errors of the source (the cloud) propagate as they are
+            if chunk:
+                self._sink(uri, lambda chunk=chunk: staged.write(chunk))  # type: ignore[misc]
+                written += len(chunk)
+        if expected_size is not None and written != expected_size:
+            raise OutputIntegrityError(
+                f"{uri}: received {written} bytes but the source declared {expected_size}; "
+                "nothing was written at the destination"
+            )
+        self._sink(uri, staged.finish)
+        self.uris.append(uri)
+        log.info("Wrote %d bytes to %s", written, uri)
+        return uri
+
+    @staticmethod
+    def _stage(final: ObjectStoragePath, expected_size: int | None) -> _Staged:
+        if _is_local(final):
+            return _LocalStaged(final)
+        return _StoreStaged(final, part_size_for(expected_size))
+
+    @staticmethod
+    def _sink(uri: str, action: Callable[[], Any]) -> Any:
+        """Run a store operation; its failure becomes a DestinationWriteError naming the URI."""
+        from airflow_task_runs.core.errors import DestinationConfigError, DestinationWriteError
+
+        try:
+            return action()
+        except (DestinationConfigError, DestinationWriteError):
+            raise
+        except Exception as exc:
+            raise DestinationWriteError(
+                f"writing {uri} failed: {type(exc).__name__}: {exc}; nothing was left at the destination"
+            ) from exc
+
+    def publish(self) -> None:
+        if self.published:
+            return
+        self.published = True
+        done: list[_Staged] = []
+        for index, staged in enumerate(self._staged):
+            try:
+                self._sink(staged.uri, staged.publish)
+            except BaseException:
+                self._abandon(self._staged[index:])
+                for published in done:
+                    published.unpublish()
+                raise
+            done.append(staged)
+
+    @staticmethod
+    def _abandon(staged: list[_Staged]) -> None:
+        for member in staged:
+            try:
+                member.abandon()
+            except Exception as exc:
+                log.warning("Could not clean up %s (%s: %s)", member.uri, type(exc).__name__, exc)
 
 
 def write_atomically(
@@ -134,29 +586,10 @@ def write_atomically(
     *,
     expected_size: int | None = None,
 ) -> str:
-    """Stream ``chunks`` to ``destination``; return its URI. See the module docstring."""
-    final = as_object_storage_path(destination)
-    if _is_local(final):
-        final.parent.mkdir(parents=True, exist_ok=True)
-    partial = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}.partial"
-    written = 0
-    try:
-        with partial.open("wb") as handle:
-            for chunk in chunks:
-                if chunk:
-                    handle.write(chunk)
-                    written += len(chunk)
-        if expected_size is not None and written != expected_size:
-            raise OutputIntegrityError(
-                f"{final}: received {written} bytes but the source declared {expected_size}; "
-                "nothing was written at the destination"
-            )
-        partial.rename(final)
-    except BaseException:
-        _remove_quietly(partial)
-        raise
-    log.info("Wrote %d bytes to %s", written, final)
-    return str(final)
+    """Stream ``chunks`` to ``destination``; the object appears only when complete. Returns its URI."""
+    with OutputSet() as outputs:
+        uri = outputs.write(destination, chunks, expected_size=expected_size)
+    return uri
 
 
 def write_bytes_atomically(destination: ObjectStoragePath | str, data: bytes) -> str:
@@ -167,21 +600,6 @@ def _chunked(data: bytes) -> Iterator[bytes]:
     view = memoryview(data)
     for start in range(0, len(view), CHUNK_SIZE):
         yield bytes(view[start : start + CHUNK_SIZE])
-
-
-def _remove_quietly(path: ObjectStoragePath) -> None:
-    try:
-        if path.exists():
-            path.unlink()
-    except Exception:  # cleanup must not mask the original error
-        log.warning("Could not remove partial object %s", path, exc_info=True)
-
-
-def join_destination(folder: ObjectStoragePath | str, name: str) -> ObjectStoragePath:
-    """A child of a destination folder; refuses names that would escape it."""
-    if not name or name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
-        raise ValueError(f"refusing output name {name!r}: it must be a relative path without '..'")
-    return as_object_storage_path(folder) / name
 
 
 def json_safe(value: Any) -> Any:

@@ -122,7 +122,9 @@ def _may_have_been_received(exc: BaseException) -> bool:
     if isinstance(exc, httpx.TransportError):
         return not isinstance(exc, httpx.ConnectError)  # a refused connection sent nothing
     if isinstance(exc, ApiError):
-        return exc.status_code is None or exc.status_code == 408 or exc.status_code >= 500
+        if exc.status_code is None:  # a transport error, mapped by the session (its class in ``code``)
+            return exc.code not in ("ConnectError", "ConnectTimeout")  # a refused connection sent nothing
+        return exc.status_code == 408 or exc.status_code >= 500
     return False
 
 
@@ -160,7 +162,7 @@ class NclueHook(HttpTaskRunHook):
         return url
 
     def _build_session(self, conn: Connection) -> ApiSession:
-        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts
+        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts, max_response_bytes
         from airflow_task_runs.ncp.auth import NcpApiGatewayAuth
 
         access_key, secret_key = self._credentials(conn)
@@ -176,6 +178,7 @@ class NclueHook(HttpTaskRunHook):
             timeouts=Timeouts.from_extra(extra),
             retry=RetryPolicy.from_extra(extra),
             verify=extra.get("verify", True),
+            max_response_bytes=max_response_bytes(extra),
         )
 
     # -- task runs ---------------------------------------------------------------------------
@@ -189,8 +192,9 @@ class NclueHook(HttpTaskRunHook):
 
     @staticmethod
     def _run_path(run_id: str) -> str:
-        if not isinstance(run_id, str) or not run_id.strip():
-            raise ValueError("run_id is empty: pass the NCLUE task run id (run_id in the task-runs list)")
+        from airflow_task_runs.core.ids import path_segment
+
+        run_id = path_segment(run_id, "run_id", "pass the NCLUE task run id (run_id in the task-runs list)")
         return f"/task-runs/{urllib.parse.quote(run_id, safe='')}"
 
     def list_task_runs(self, index: int = 0, limit: int = 20) -> TaskRunList:

@@ -8,15 +8,18 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_task_runs.core.ids import check_literal_ids
+from airflow_task_runs.core.lineage import OUTPUT_TEMPLATE_FIELDS, WritesOutputs
 from airflow_task_runs.core.starting import StartAttempt, StartRunOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
+    from airflow_task_runs.core.outputs import Destination
     from airflow_task_runs.ncp.hooks import NclueHook
 
 
-class NclueFetchTaskRunResultOperator(BaseOperator):
+class NclueFetchTaskRunResultOperator(WritesOutputs, BaseOperator):
     """Stream a completed run's result file to ``destination``, or return its text to XCom.
 
     The file is read by key from NCP Object Storage (``result_bucket`` /
@@ -27,23 +30,29 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
 
     :param run_id: the NCLUE task run id (templated).
     :param destination: where to write the file (templated); ``None`` returns its text.
+    :param destination_conn_id: the connection to write with (templated); default: the URI's
+        ``conn_id@`` part, else the store's default credentials.
+    :param asset_alias: an ``AssetAlias`` name that gets the written file as an Asset event.
     :param ncp_conn_id: an ``ncp`` connection.
     """
 
-    template_fields: Sequence[str] = ("run_id", "destination", "ncp_conn_id")
+    template_fields: Sequence[str] = ("run_id", *OUTPUT_TEMPLATE_FIELDS, "ncp_conn_id")
 
     def __init__(
         self,
         *,
         run_id: str,
         destination: ObjectStoragePath | str | None = None,
+        destination_conn_id: str | None = None,
+        asset_alias: str | None = None,
         ncp_conn_id: str = "ncp_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(run_id=run_id)
         self.run_id = run_id
-        self.destination = destination
         self.ncp_conn_id = ncp_conn_id
+        self._init_outputs(destination, destination_conn_id, asset_alias)
 
     @property
     def hook(self) -> NclueHook:
@@ -52,15 +61,31 @@ class NclueFetchTaskRunResultOperator(BaseOperator):
         return NclueHook(ncp_conn_id=self.ncp_conn_id)
 
     def execute(self, context: Context) -> Any:
-        return fetch_task_run_result(self.hook, self.run_id, self.destination, self.log)
+        destination = self.resolve_output()  # a destination that cannot work fails before any cloud call
+        hook = self.hook
+        self.set_lineage_input(f"nclue://{_host(hook)}", f"task-runs/{self.run_id}")
+        result = fetch_task_run_result(hook, self.run_id, destination, self.log)
+        if destination is not None:
+            self.record_outputs(context, [result["uri"]])
+        return result
 
 
-def fetch_task_run_result(hook: NclueHook, run_id: str, destination: ObjectStoragePath | str | None, log: Any) -> Any:
+def _host(hook: NclueHook) -> str:
+    import urllib.parse
+
+    return urllib.parse.urlsplit(hook.api_url(hook.connection)).netloc
+
+
+def fetch_task_run_result(
+    hook: NclueHook, run_id: str, destination: Destination | ObjectStoragePath | str | None, log: Any
+) -> Any:
     """A completed run's result file: its UTF-8 text, or ``{"uri", "size", ...}`` once written to ``destination``."""
-    from airflow_task_runs.core.errors import RunNotFinishedError
-    from airflow_task_runs.core.outputs import file_destination, read_for_xcom, write_atomically
+    from airflow_task_runs.core.errors import RunNotFinishedError, TaskRunsError
+    from airflow_task_runs.core.outputs import Destination, read_for_xcom, resolve_destination, write_atomically
     from airflow_task_runs.core.states import RunState
 
+    if destination is not None and not isinstance(destination, Destination):
+        destination = resolve_destination(destination)
     run = hook.get_task_run(run_id)
     status = hook.status_of(run)
     if status.state is not RunState.SUCCEEDED:
@@ -68,6 +93,12 @@ def fetch_task_run_result(hook: NclueHook, run_id: str, destination: ObjectStora
         raise RunNotFinishedError(
             f"NCLUE task run {run_id} is {run.status}, not completed{reason}; "
             "wait for it with NclueTaskRunSensor before fetching its result"
+        )
+    name = posixpath.basename(str(run.result_file_path or ""))
+    if not name:
+        raise TaskRunsError(
+            f"NCLUE task run {run_id}: result_file_path {run.result_file_path!r} names a folder, not a "
+            "file (it ends with '/'); there is no result file to fetch. Nothing was written"
         )
     size, chunks = hook.open_result(run)
     what = f"NCLUE task run {run_id} result {run.result_bucket}/{run.result_file_path}"
@@ -81,8 +112,7 @@ def fetch_task_run_result(hook: NclueHook, run_id: str, destination: ObjectStora
                 f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                 "pass destination= to copy it byte for byte to object storage"
             ) from None
-    target = file_destination(destination, posixpath.basename(str(run.result_file_path)))
-    uri = write_atomically(target, chunks, expected_size=size)
+    uri = write_atomically(destination.file(name), chunks, expected_size=size)
     return {
         "uri": uri,
         "size": size,
@@ -184,6 +214,10 @@ class NclueCreateTaskRunOperator(StartRunOperator):
 
     def check_input(self, context: Context) -> None:
         self.create_request(self.name or "input-check")
+        if self.destination is not None:  # a destination that cannot work fails before the run is created
+            from airflow_task_runs.core.outputs import resolve_destination
+
+            resolve_destination(self.destination)
 
     def start_run(self, context: Context, attempt: StartAttempt) -> str:
         hook: NclueHook = self.hook  # type: ignore[assignment]
@@ -231,6 +265,7 @@ class NclueCancelTaskRunOperator(BaseOperator):
 
     def __init__(self, *, run_id: str, ncp_conn_id: str = "ncp_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(run_id=run_id)
         self.run_id = run_id
         self.ncp_conn_id = ncp_conn_id
 

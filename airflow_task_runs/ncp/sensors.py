@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_task_runs.core.ids import check_literal_ids
 from airflow_task_runs.core.sensors import TaskRunSensor
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ class NclueTaskRunSensor(TaskRunSensor["NclueHook"]):
 
     def __init__(self, *, run_id: str, ncp_conn_id: str = "ncp_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(run_id=run_id)
         self.run_id = run_id
         self.ncp_conn_id = ncp_conn_id
 

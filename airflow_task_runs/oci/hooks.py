@@ -108,9 +108,21 @@ class OciCredentials:
 
 
 def _quote(segment: str, what: str) -> str:
-    if not isinstance(segment, str) or not segment.strip():
-        raise ValueError(f"{what} is empty")
-    return urllib.parse.quote(segment, safe="")
+    from airflow_task_runs.core.ids import path_segment
+
+    return urllib.parse.quote(path_segment(segment, what), safe="")
+
+
+def _expect_json(response: httpx.Response) -> None:
+    """A 200 that is an HTML page (a proxy, a portal) is refused by its type, before parsing."""
+    from airflow_task_runs.oci.output_stream import MalformedJson
+
+    content_type = response.headers.get("content-type", "")
+    if content_type and "json" not in content_type:
+        raise MalformedJson(
+            f"the response is a {content_type.split(';')[0].strip()} page, not JSON (a proxy, load balancer "
+            "or captive portal answering instead of the API?)"
+        )
 
 
 def new_request_id() -> str:
@@ -287,7 +299,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         )
 
     def _build_session(self, conn: Connection) -> ApiSession:
-        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts
+        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts, max_response_bytes
 
         creds = self.credentials(conn)
         extra = self.extra_of(conn)
@@ -305,6 +317,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
             retry=RetryPolicy.from_extra(extra),
             verify=extra.get("verify", True),
             headers={"accept": "application/json", "content-type": "application/json"},
+            max_response_bytes=max_response_bytes(extra),
         )
 
     # -- paths -------------------------------------------------------------------------------
@@ -325,44 +338,22 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
     def _call(
         self, session: ApiSession, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> tuple[Any, httpx.Response]:
-        import httpx
-
         request_id = new_request_id()
-        try:
-            body, response = session.request_json(
-                method, path, headers={"opc-request-id": request_id, **(headers or {})}, **kwargs
-            )
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, method, path, request_id) from None
+        body, response = session.request_json(
+            method, path, headers={"opc-request-id": request_id, **(headers or {})}, **kwargs
+        )
         log.info("%s %s %s: opc-request-id %s", CLOUD, method, path, session.request_id_of(response) or request_id)
         return body, response
 
     async def _acall(
         self, session: ApiSession, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> tuple[Any, httpx.Response]:
-        import httpx
-
         request_id = new_request_id()
-        try:
-            body, response = await session.arequest_json(
-                method, path, headers={"opc-request-id": request_id, **(headers or {})}, **kwargs
-            )
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, method, path, request_id) from None
+        body, response = await session.arequest_json(
+            method, path, headers={"opc-request-id": request_id, **(headers or {})}, **kwargs
+        )
         log.info("%s %s %s: opc-request-id %s", CLOUD, method, path, session.request_id_of(response) or request_id)
         return body, response
-
-    @staticmethod
-    def _transport_error(exc: Exception, method: str, path: str, request_id: str) -> ApiError:
-        return ApiError(
-            cloud=CLOUD,
-            status_code=None,
-            code=type(exc).__name__,
-            message=f"no answer after retries ({exc or type(exc).__name__}); check the endpoint and the network",
-            request_id=request_id,
-            method=method,
-            path=API_VERSION + path,
-        )
 
     @staticmethod
     def _model(
@@ -450,11 +441,15 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         error, a body cut or garbled on the way) re-sends it, so OCI runs the action at most
         once; retries follow the session's policy, as for any other call.
         """
-        import httpx
-
         from airflow_task_runs.core.errors import MalformedResponseError
         from airflow_task_runs.oci.models import TaskRunOutput
-        from airflow_task_runs.oci.output_stream import MalformedJson, StreamedOutput, parse
+        from airflow_task_runs.oci.output_stream import (
+            DocumentTooLarge,
+            JsonNestedTooDeep,
+            MalformedJson,
+            StreamedOutput,
+            parse,
+        )
 
         if output_key is None:
             run = self.get_task_run(ai_data_platform_id, workspace_key, task_run_key)
@@ -473,11 +468,21 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
 
         def attempt() -> StreamedOutput:
             with session.stream(
-                "POST", path, json_body={"outputKey": output_key}, headers=headers, retry_ok=False
+                "POST",
+                path,
+                json_body={"outputKey": output_key},
+                headers=headers,
+                retry_ok=False,
+                operation="fetchOutput",
             ) as response:
                 response_id = response.headers.get("opc-request-id") or request_id
                 try:
-                    document, values, size = parse(response.iter_bytes(_READ_CHUNK), max_bytes=max_bytes)
+                    _expect_json(response)
+                    document, values, size = parse(
+                        response.iter_bytes(_READ_CHUNK),
+                        max_bytes=max_bytes,
+                        max_document_bytes=session.max_response_bytes,
+                    )
                 except MalformedJson as exc:
                     raise MalformedResponseError(
                         cloud=CLOUD,
@@ -487,7 +492,10 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
                         request_id=response_id,
                         method="POST",
                         path=response.request.url.path,
-                        retryable=True,  # as for a whole body that is not JSON: ask again, same token
+                        host=session.host,
+                        operation="fetchOutput",
+                        # a cut or garbled body: ask again, same token; a hostile one: do not
+                        retryable=not isinstance(exc, (JsonNestedTooDeep, DocumentTooLarge)),
                     ) from None
                 try:
                     output: TaskRunOutput = self._model(TaskRunOutput, document, response, session, response_id)
@@ -498,11 +506,10 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
             log.info("%s POST %s: opc-request-id %s (%d bytes streamed)", CLOUD, path, response_id, size)
             return StreamedOutput(output, values)
 
-        try:
-            # the session's own policy, around send *and* read: the body is re-read from the start
+        # the session's own policy and one time budget, around send *and* read: the body is
+        # re-read from the start
+        with session.deadline():
             streamed: StreamedOutput = session._retrying(True)(attempt)
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc, "POST", path, request_id) from None
         try:
             yield streamed
         finally:
@@ -512,8 +519,9 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
     def _experiment_args(
         self, ai_data_platform_id: str, workspace_key: str, run_id: str, user_principal: str | None
     ) -> tuple[str, dict[str, str], dict[str, str]]:
-        if not isinstance(run_id, str) or not run_id.strip():
-            raise ValueError("run_id is empty: pass the MLflow run id")
+        from airflow_task_runs.core.ids import path_segment
+
+        path_segment(run_id, "run_id", "pass the MLflow run id")
         path = self._workspace_path(ai_data_platform_id, workspace_key) + "/mlops/api/2.0/mlflow/runs/get"
         headers = {"dh-user-principal": user_principal} if user_principal else {}
         return path, {"run_id": run_id}, headers

@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_task_runs.core.ids import check_literal_ids
+from airflow_task_runs.core.lineage import OUTPUT_TEMPLATE_FIELDS, WritesOutputs
 from airflow_task_runs.oci.links import OciExperimentRunLink, OciTaskRunLink, push_link
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
+    from airflow_task_runs.core.outputs import Destination
     from airflow_task_runs.oci.hooks import OciAiDataPlatformHook
     from airflow_task_runs.oci.output_stream import StreamedOutput
 
@@ -50,18 +53,22 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class OciFetchTaskRunOutputOperator(BaseOperator):
+class OciFetchTaskRunOutputOperator(WritesOutputs, BaseOperator):
     """Fetch a task run's output (``fetchOutput``) and decode every data item exactly.
 
     With ``destination`` (an ObjectStoragePath or URI of a folder), each content item becomes
-    one object ``{position:03d}_{type}{ext}``, written atomically and streamed, with
-    ``output_parameters.json`` beside them; XCom gets their URIs and the parameters.
+    one object ``{position:03d}_{type}{ext}``, streamed, with ``output_parameters.json``
+    beside them; XCom gets their URIs and the parameters. The set is all or nothing: the
+    objects appear together once every item was written, ``output_parameters.json`` last.
     Without it, XCom gets text items as text, binary items as base64 and the parameters as a
     dict, under ``[task_runs] xcom_max_bytes``. FILE_PATH / NOTEBOOK_PATH items are passed on
     as paths. ``isTruncated`` is logged as a warning and flagged in XCom.
 
     :param output_key: defaults to the task run's ``outputKey`` (templated).
     :param destination: folder for the objects (templated); ``None`` returns everything to XCom.
+    :param destination_conn_id: the connection to write with (templated); default: the URI's
+        ``conn_id@`` part, else the store's default credentials.
+    :param asset_alias: an ``AssetAlias`` name that gets every written object as an Asset event.
     """
 
     template_fields: Sequence[str] = (
@@ -69,7 +76,7 @@ class OciFetchTaskRunOutputOperator(BaseOperator):
         "workspace_key",
         "task_run_key",
         "output_key",
-        "destination",
+        *OUTPUT_TEMPLATE_FIELDS,
         "oci_conn_id",
     )
     operator_extra_links = (OciTaskRunLink(),)
@@ -82,16 +89,21 @@ class OciFetchTaskRunOutputOperator(BaseOperator):
         task_run_key: str,
         output_key: str | None = None,
         destination: ObjectStoragePath | str | None = None,
+        destination_conn_id: str | None = None,
+        asset_alias: str | None = None,
         oci_conn_id: str = "oci_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(
+            ai_data_platform_id=ai_data_platform_id, workspace_key=workspace_key, task_run_key=task_run_key
+        )
         self.ai_data_platform_id = ai_data_platform_id
         self.workspace_key = workspace_key
         self.task_run_key = task_run_key
         self.output_key = output_key
-        self.destination = destination
         self.oci_conn_id = oci_conn_id
+        self._init_outputs(destination, destination_conn_id, asset_alias)
 
     @property
     def hook(self) -> OciAiDataPlatformHook:
@@ -100,12 +112,19 @@ class OciFetchTaskRunOutputOperator(BaseOperator):
         return OciAiDataPlatformHook(oci_conn_id=self.oci_conn_id)
 
     def execute(self, context: Context) -> Any:
+        import urllib.parse
+
         from airflow_task_runs.core.errors import OutputTooLargeError
         from airflow_task_runs.core.outputs import json_safe, xcom_max_bytes, xcom_value
         from airflow_task_runs.oci.links import task_run_console_url
         from airflow_task_runs.oci.output_stream import BodyTooLarge
 
+        destination = self.resolve_output()  # a destination that cannot work fails before the POST
         hook = self.hook
+        self.set_lineage_input(
+            f"oci-aidp://{urllib.parse.urlsplit(hook.credentials().endpoint).netloc}",
+            f"{self.ai_data_platform_id}/workspaces/{self.workspace_key}/taskRuns/{self.task_run_key}",
+        )
         push_link(
             context,
             OciTaskRunLink,
@@ -118,7 +137,7 @@ class OciFetchTaskRunOutputOperator(BaseOperator):
             ),
         )
         what = f"OCI task run {self.task_run_key} output {self.output_key or ''}".rstrip()
-        limit = None if self.destination else xcom_max_bytes()
+        limit = None if destination else xcom_max_bytes()
         try:
             with hook.stream_task_run_output(
                 self.ai_data_platform_id,
@@ -127,7 +146,7 @@ class OciFetchTaskRunOutputOperator(BaseOperator):
                 self.output_key or None,
                 max_bytes=None if limit is None else limit * XCOM_RESPONSE_FACTOR,
             ) as streamed:
-                result = self._collect(streamed, what)
+                result = self._collect(streamed, what, destination)
         except BodyTooLarge as exc:
             assert limit is not None
             raise OutputTooLargeError(
@@ -136,11 +155,12 @@ class OciFetchTaskRunOutputOperator(BaseOperator):
                 exc.size,
                 limit,
             ) from None
-        if not self.destination:
+        if not destination:
             return xcom_value(what, result)
+        self.record_outputs(context, [*result["uris"], result["output_parameters_uri"]])
         return json_safe(result)
 
-    def _collect(self, streamed: StreamedOutput, what: str) -> dict[str, Any]:
+    def _collect(self, streamed: StreamedOutput, what: str, destination: Destination | None) -> dict[str, Any]:
         output = streamed.output
         what = f"OCI task run {self.task_run_key} output {output.key or self.output_key or ''}".rstrip()
         self.log.info(
@@ -164,37 +184,40 @@ class OciFetchTaskRunOutputOperator(BaseOperator):
             "request_id": output.request_id,
             "output_parameters": parameters,
         }
-        if self.destination:
-            result.update(self._to_destination(streamed, parameters))
+        if destination:
+            result.update(self._to_destination(streamed, parameters, destination))
         else:
             result["items"] = self._to_xcom(streamed, what)
         return result
 
-    def _to_destination(self, streamed: StreamedOutput, parameters: dict[str, Any]) -> dict[str, Any]:
+    def _to_destination(
+        self, streamed: StreamedOutput, parameters: dict[str, Any], destination: Destination
+    ) -> dict[str, Any]:
+        """Every item, then ``output_parameters.json``: published together, that file last (see OutputSet)."""
         import json
 
-        from airflow_task_runs.core.outputs import join_destination, write_atomically, write_bytes_atomically
+        from airflow_task_runs.core.outputs import OutputSet
         from airflow_task_runs.oci.decoding import REFERENCE_TYPES, extension, item_chunks
 
         described: list[dict[str, Any]] = []
         uris: list[str] = []
-        for index, item in enumerate(streamed.output.data):
-            if item.type in REFERENCE_TYPES:
-                described.append({"index": index, "type": item.type, "path": streamed.text(index), "reference": True})
-                continue
-            name = f"{index:03d}_{(item.type or 'unknown').lower()}{extension(item)}"
-            size = _Counter()
-            chunks = item_chunks(index, item, streamed.pieces(index))
-            uri = write_atomically(join_destination(self.destination, name), size.counting(chunks))  # type: ignore[arg-type]
-            streamed.release(index)  # free the spooled value as soon as it is written
-            uris.append(uri)
-            described.append(
-                {"index": index, "type": item.type, "uri": uri, "size": size.total, "charset": item.charset}
-            )
-        params_uri = write_bytes_atomically(
-            join_destination(self.destination, "output_parameters.json"),  # type: ignore[arg-type]
-            json.dumps(parameters, indent=2, sort_keys=True, default=str).encode(),
-        )
+        with OutputSet() as outputs:
+            for index, item in enumerate(streamed.output.data):
+                if item.type in REFERENCE_TYPES:
+                    path = streamed.text(index)
+                    described.append({"index": index, "type": item.type, "path": path, "reference": True})
+                    continue
+                name = f"{index:03d}_{(item.type or 'unknown').lower()}{extension(item)}"
+                size = _Counter()
+                chunks = item_chunks(index, item, streamed.pieces(index))
+                uri = outputs.write(destination.child(name), size.counting(chunks))
+                streamed.release(index)  # free the spooled value as soon as it is written
+                uris.append(uri)
+                described.append(
+                    {"index": index, "type": item.type, "uri": uri, "size": size.total, "charset": item.charset}
+                )
+            params = json.dumps(parameters, indent=2, sort_keys=True, default=str).encode()
+            params_uri = outputs.write(destination.child("output_parameters.json"), [params], expected_size=len(params))
         return {"uris": uris, "items": described, "output_parameters_uri": params_uri}
 
     def _to_xcom(self, streamed: StreamedOutput, what: str) -> list[dict[str, Any]]:
@@ -250,6 +273,7 @@ class OciGetExperimentRunOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(ai_data_platform_id=ai_data_platform_id, workspace_key=workspace_key, run_id=run_id)
         self.ai_data_platform_id = ai_data_platform_id
         self.workspace_key = workspace_key
         self.run_id = run_id

@@ -20,6 +20,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from airflow_task_runs.core.bounded_json import MAX_JSON_DEPTH
+
 if TYPE_CHECKING:
     from airflow_task_runs.oci.models import TaskRunOutput
 
@@ -46,6 +48,17 @@ _KEY_LIMIT = 64  # only "data" and "value" matter; longer keys are just "somethi
 
 class MalformedJson(ValueError):
     """The response is not the JSON document it claims to be (the caller maps it to an API error)."""
+
+
+class DocumentTooLarge(MalformedJson):
+    """The JSON around the output values (what ijson parses in memory) is over its limit."""
+
+
+class JsonNestedTooDeep(MalformedJson):
+    """The response nests deeper than :data:`~airflow_task_runs.core.bounded_json.MAX_JSON_DEPTH`.
+
+    Checked by the scanner as bytes arrive, before ijson (whose memory grows with depth) sees them.
+    """
 
 
 class SpooledValue:
@@ -153,6 +166,10 @@ class ValueSplitter:
                 self._key = None
             self._mode, self._escaped = 1, False
         elif char in (0x7B, 0x5B):  # '{' '['
+            if len(self._stack) >= MAX_JSON_DEPTH:
+                raise JsonNestedTooDeep(
+                    f"the response nests deeper than {MAX_JSON_DEPTH} levels (refused before parsing)"
+                )
             self._stack.append(_Frame(char == 0x7B))
         elif char in (0x7D, 0x5D):  # '}' ']'
             if self._stack:
@@ -382,18 +399,26 @@ class StreamedOutput:
         self.close()
 
 
-def parse(chunks: Iterator[bytes], *, max_bytes: int | None = None) -> tuple[Any, dict[int, SpooledValue], int]:
+#: most bytes of the document outside ``data[].value`` (parsed in memory by ijson)
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+
+
+def parse(
+    chunks: Iterator[bytes], *, max_bytes: int | None = None, max_document_bytes: int = MAX_DOCUMENT_BYTES
+) -> tuple[Any, dict[int, SpooledValue], int]:
     """(the document with data[].value as None, the spooled values by item index, bytes read).
 
-    Raises :class:`MalformedJson` for a broken document; stops at ``max_bytes`` with
-    :class:`BodyTooLarge`.
+    Raises :class:`MalformedJson` for a broken document (:class:`JsonNestedTooDeep` past
+    ``MAX_JSON_DEPTH``, :class:`DocumentTooLarge` when the JSON around the values, which is
+    held in memory, passes ``max_document_bytes``); stops at ``max_bytes`` with
+    :class:`BodyTooLarge`. Values themselves go to spools and are bounded only by ``max_bytes``.
     """
     import ijson  # type: ignore[import-untyped,unused-ignore]
 
     splitter = ValueSplitter()
     documents: list[Any] = ijson.sendable_list()
     coroutine = ijson.items_coro(documents, "", use_float=True)
-    total = 0
+    total = structure = 0
     try:
         try:
             for chunk in chunks:
@@ -402,6 +427,12 @@ def parse(chunks: Iterator[bytes], *, max_bytes: int | None = None) -> tuple[Any
                     raise BodyTooLarge(total)
                 passed = splitter.feed(chunk)
                 if passed:
+                    structure += len(passed)
+                    if structure > max_document_bytes:
+                        raise DocumentTooLarge(
+                            f"the response's JSON outside data[].value is over {max_document_bytes} bytes "
+                            "(a fetchOutput document is items' values plus a few KiB): refused"
+                        )
                     coroutine.send(passed)
             splitter.finish()
             coroutine.close()

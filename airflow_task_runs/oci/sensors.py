@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_task_runs.core.ids import check_literal_ids
 from airflow_task_runs.core.sensors import TaskRunSensor
 from airflow_task_runs.oci.links import OciExperimentRunLink, OciTaskRunLink, push_link
 
@@ -42,6 +43,9 @@ class OciTaskRunSensor(TaskRunSensor["OciAiDataPlatformHook"]):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(
+            ai_data_platform_id=ai_data_platform_id, workspace_key=workspace_key, task_run_key=task_run_key
+        )
         self.ai_data_platform_id = ai_data_platform_id
         self.workspace_key = workspace_key
         self.task_run_key = task_run_key
@@ -98,6 +102,7 @@ class OciMlflowRunSensor(TaskRunSensor["OciAiDataPlatformHook"]):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_ids(ai_data_platform_id=ai_data_platform_id, workspace_key=workspace_key, run_id=run_id)
         self.ai_data_platform_id = ai_data_platform_id
         self.workspace_key = workspace_key
         self.run_id = run_id

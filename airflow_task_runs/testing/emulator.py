@@ -9,6 +9,9 @@ from airflow_task_runs.testing.s3 import S3Store
 from airflow_task_runs.testing.server import EmulatorServer
 
 #: import paths of the cloud emulators; a new cloud adds one line here.
+#: the bucket the README's examples write to (``s3://my-bucket/...``); created on start
+DEMO_BUCKET = "my-bucket"
+
 CLOUD_EMULATORS: tuple[str, ...] = (
     "airflow_task_runs.testing.ncp.NclueEmulator",
     "airflow_task_runs.testing.oci.OciEmulator",
@@ -42,6 +45,7 @@ class Emulator:
 
     def start(self) -> Emulator:
         self.s3.start()
+        self.s3.create_bucket(DEMO_BUCKET)
         for cloud in self.clouds.values():
             cloud.start()
         return self
@@ -69,3 +73,21 @@ class Emulator:
         return {
             f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in self.airflow_connections().items()
         }
+
+    def aws_environment(self) -> dict[str, str]:
+        """boto3's default credential chain, pointed at the emulator's S3 (moto).
+
+        What a destination without a connection (``s3://my-bucket/...``) uses: keys, region,
+        and ``AWS_ENDPOINT_URL_S3`` (botocore's per-service endpoint variable).
+        """
+        return {
+            "AWS_ACCESS_KEY_ID": self.s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
+            "AWS_DEFAULT_REGION": self.s3.region,
+            "AWS_ENDPOINT_URL_S3": self.s3.url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def environment(self) -> dict[str, str]:
+        """Everything a process needs to run DAGs here: ``AIRFLOW_CONN_*`` plus the default AWS chain."""
+        return {**self.connection_env(), **self.aws_environment()}

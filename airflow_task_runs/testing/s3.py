@@ -11,6 +11,7 @@ class S3Store:
 
     access_key = "EMULATORACCESSKEY"
     secret_key = "EMULATOR/SECRET/KEY/0123456789abcdef"
+    region = "us-east-1"
 
     def __init__(self) -> None:
         self._server: Any = None
@@ -40,25 +41,26 @@ class S3Store:
         assert self._port is not None, "start() the store first"
         return f"http://127.0.0.1:{self._port}"
 
-    def client(self, service: str = "s3", region: str = "us-east-1") -> Any:
+    def client(self, service: str = "s3", region: str | None = None) -> Any:
         import boto3
         from botocore.config import Config
 
         return boto3.client(
             service,
             endpoint_url=self.url,
-            region_name=region,
+            region_name=region or self.region,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             config=Config(s3={"addressing_style": "path"}),
         )
 
-    def put_object(self, bucket: str, key: str, data: bytes) -> None:
+    def create_bucket(self, bucket: str) -> None:
         client = self.client()
         try:
             client.create_bucket(Bucket=bucket)
-        except client.exceptions.BucketAlreadyOwnedByYou:
+        except (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
             pass
-        except client.exceptions.BucketAlreadyExists:
-            pass
-        client.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def put_object(self, bucket: str, key: str, data: bytes) -> None:
+        self.create_bucket(bucket)
+        self.client().put_object(Bucket=bucket, Key=key, Body=data)

@@ -8,14 +8,29 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-FAULT_KINDS = ("status", "reset", "slow", "malformed", "truncated")
+FAULT_KINDS = (
+    "status",
+    "reset",
+    "slow",
+    "malformed",
+    "truncated",
+    "reset_mid_body",
+    "short_length",
+    "long_length",
+    "html",
+    "deep",
+    "huge",
+    "trickle",
+)
 
 
 @dataclass
@@ -52,10 +67,23 @@ class Reply:
 class Fault:
     """One injected misbehaviour, used ``times`` times on requests whose path starts with ``match``.
 
-    kinds: ``status`` (answer ``status`` with ``headers``/``body``), ``reset`` (close the
-    socket without an answer), ``slow`` (sleep ``delay`` then answer normally),
-    ``malformed`` (200 with a body that is not JSON), ``truncated`` (a body shorter than its
-    Content-Length).
+    kinds, with the real answer where one is sent:
+
+    - ``status``: answer ``status`` with ``headers`` / ``body`` (429 + Retry-After, 5xx bursts).
+    - ``reset``: close the socket without an answer; ``slow``: sleep ``delay``, then answer.
+    - ``malformed``: 200 with ``body`` (default: JSON cut short) and a JSON content type.
+    - ``truncated``: the first half of the real body under its full Content-Length, then close.
+    - ``reset_mid_body``: the first half of the real body, then a TCP reset (RST).
+    - ``short_length``: the whole real body under a Content-Length of half of it.
+    - ``long_length``: the whole real body under a Content-Length 64 bytes longer, then close.
+    - ``html``: ``200 text/html``, a proxy's or portal's page instead of the API's answer.
+    - ``deep``: 200 JSON nested ``depth`` levels (``{"a": [[[...]]]}``, ~2 bytes a level).
+    - ``huge``: 200 valid JSON of ``size`` bytes, chunked (no Content-Length to refuse it by).
+    - ``trickle``: the real answer one byte every ``delay`` s (default 0.5); its status line
+      and headers too when ``trickle_headers``.
+
+    ``match`` limits a fault to paths starting with it; ``target`` to requests whose
+    ``x-amz-target`` header (AWS JSON protocols, e.g. ``GetLogEvents``) contains it.
     """
 
     kind: str
@@ -65,6 +93,15 @@ class Fault:
     body: bytes | None = None
     delay: float = 0.0
     match: str | None = None
+    target: str | None = None
+    depth: int = 100_000
+    size: int = 64 * 1024 * 1024
+    trickle_headers: bool = False
+
+    def applies_to(self, request: Request) -> bool:
+        if self.times <= 0 or (self.match is not None and not request.path.startswith(self.match)):
+            return False
+        return self.target is None or self.target in request.headers.get("x-amz-target", "")
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -126,7 +163,7 @@ class EmulatorServer:
     def _take_fault(self, request: Request) -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.times > 0 and (fault.match is None or request.path.startswith(fault.match)):
+                if fault.applies_to(request):
                     fault.times -= 1
                     if fault.times == 0:
                         self._faults.remove(fault)
@@ -167,38 +204,96 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             with server._lock:
                 server.requests.append(request)
             fault = server._take_fault(request)
-            if fault is not None:
-                if fault.kind == "reset":
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    return
-                if fault.kind == "slow":
-                    time.sleep(fault.delay)
-                elif fault.kind == "status":
-                    payload = fault.body if fault.body is not None else b'{"message": "injected fault"}'
-                    self._send(Reply(fault.status, payload, {"Content-Type": "application/json", **fault.headers}))
-                    return
-                elif fault.kind == "malformed":
-                    self._send(Reply(200, fault.body or b'{"runs": [{"run_id": ', {"Content-Type": "application/json"}))
-                    return
-                elif fault.kind == "truncated":
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", "4096")
-                    self.end_headers()
-                    self.wfile.write(b'{"partial": tr')
-                    self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
             try:
-                reply = server.handle(request)
+                if fault is None or not self._misbehave(fault, request):
+                    self._send(self._answer(request))
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up: expected under faults
+                self.close_connection = True
+
+        def _answer(self, request: Request) -> Reply:
+            try:
+                return server.handle(request)
             except Exception as exc:  # an emulator bug should look like a 500, not a hang
-                reply = Reply.json(500, {"message": f"emulator error: {type(exc).__name__}: {exc}"})
-            self._send(reply)
+                return Reply.json(500, {"message": f"emulator error: {type(exc).__name__}: {exc}"})
+
+        def _misbehave(self, fault: Fault, request: Request) -> bool:
+            """Act out ``fault``; False when the normal answer should follow (``slow``)."""
+            kind = fault.kind
+            if kind == "reset":
+                self._hang_up()
+                return True
+            if kind == "slow":
+                time.sleep(fault.delay)
+                return False
+            if kind == "status":
+                payload = fault.body if fault.body is not None else b'{"message": "injected fault"}'
+                self._send(Reply(fault.status, payload, {"Content-Type": "application/json", **fault.headers}))
+            elif kind == "malformed":
+                self._send(Reply(200, fault.body or b'{"runs": [{"run_id": ', {"Content-Type": "application/json"}))
+            elif kind == "html":
+                page = fault.body or b"<!DOCTYPE html><html><body><h1>Sign in to the network</h1></body></html>"
+                self._send(Reply(200, page, {"Content-Type": "text/html; charset=utf-8", **fault.headers}))
+            elif kind == "deep":
+                nested = b'{"a": ' + b"[" * fault.depth + b"]" * fault.depth + b"}"
+                self._send(Reply(200, nested, {"Content-Type": "application/json", **fault.headers}))
+            elif kind == "huge":
+                self._send_huge(fault)
+            else:
+                self._send_broken(fault, self._answer(request))
+            return True
+
+        def _head(self, status: int, headers: dict[str, str]) -> bytes:
+            phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+            lines = [f"HTTP/1.1 {status} {phrase}"] + [f"{name}: {value}" for name, value in headers.items()]
+            return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+        def _send_broken(self, fault: Fault, reply: Reply) -> None:
+            """The real answer, cut, mis-sized or trickled (see :class:`Fault`)."""
+            body = reply.body
+            headers = {name: value for name, value in reply.headers.items() if name.lower() != "content-length"}
+            sent_length = {"short_length": len(body) // 2, "long_length": len(body) + 64}.get(fault.kind, len(body))
+            head = self._head(reply.status, {**headers, "Content-Length": str(sent_length)})
+            self.close_connection = True
+            if fault.kind == "trickle":
+                delay = fault.delay or 0.5
+                if not fault.trickle_headers:
+                    self.wfile.write(head)
+                    self.wfile.flush()
+                for byte in (head if fault.trickle_headers else b"") + body:
+                    time.sleep(delay)
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                return
+            if fault.kind in ("truncated", "reset_mid_body"):
+                body = body[: len(body) // 2]
+            self.wfile.write(head + body)
+            self.wfile.flush()
+            if fault.kind == "reset_mid_body":
+                self._hang_up(rst=True)
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        def _send_huge(self, fault: Fault) -> None:
+            head = self._head(200, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+            self.close_connection = True
+            self.wfile.write(head)
+            piece = b"a" * 65536
+            parts = [b'{"pad": "'] + [piece] * max(0, (fault.size - 12) // len(piece)) + [b'"}']
+            for part in parts:
+                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _hang_up(self, rst: bool = False) -> None:
+            self.close_connection = True
+            try:
+                if rst:  # SO_LINGER 0: close() sends a reset instead of a clean end
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                else:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
         def _send(self, reply: Reply) -> None:
             self.send_response(reply.status)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email.utils
 import time
 
-import httpx
 import pytest
 
 from airflow_task_runs.core.errors import ApiError, MalformedResponseError
@@ -113,8 +112,13 @@ def test_slow_response_hits_the_read_timeout(task_runs_connections, monkeypatch)
 
     monkeypatch.setenv("AIRFLOW_CONN_NCP_SLOW", json.dumps(conn))
     emu.inject("slow", delay=1.0, match="/api/v1/task-runs/")
-    with pytest.raises(httpx.ReadTimeout):
+    with pytest.raises(ApiError) as caught:
         NclueHook(ncp_conn_id="ncp_slow").get_status(run_id)
+    # named once, in the session: cloud, host, call, what to check
+    assert caught.value.code == "ReadTimeout"
+    assert caught.value.status_code is None
+    assert f"GET http://127.0.0.1:{emu.port}/api/v1/task-runs/{run_id}" in str(caught.value)
+    assert "read_timeout=0.2 s" in str(caught.value)
 
 
 def test_request_that_must_not_repeat_is_sent_once(ncp):
@@ -135,14 +139,28 @@ def test_parse_retry_after_seconds_and_http_date():
     assert parse_retry_after(None) is None
 
 
-def test_wait_prefers_retry_after_and_caps_it():
-    session = ApiSession("http://127.0.0.1:1", dialect=ApiDialect(cloud="x"), retry=RetryPolicy(max_retry_after=5))
+def _retry_state(retry_after: float):
     import tenacity
 
     state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
-    err = ApiError(cloud="x", status_code=429, code=None, message="slow down", retry_after=600)
+    err = ApiError(cloud="x", status_code=429, code=None, message="slow down", retry_after=retry_after)
     state.set_exception((ApiError, err, None))
-    assert session._wait(state) == 5
+    return state, err
+
+
+def test_retry_after_beyond_the_old_60s_cap_is_honoured_within_the_budget():
+    session = ApiSession("http://127.0.0.1:1", dialect=ApiDialect(cloud="x"), retry=RetryPolicy(max_elapsed=300))
+    state, _ = _retry_state(90)
+    assert session._wait(state) == 90
+    assert session._stop(state) is False
+
+
+def test_retry_after_over_the_cap_stops_and_says_why():
+    session = ApiSession("http://127.0.0.1:1", dialect=ApiDialect(cloud="x"), retry=RetryPolicy(max_retry_after=5))
+    state, err = _retry_state(600)
+    assert session._stop(state) is True  # retrying sooner than the server asked is pointless
+    assert "asked to retry after 600 s, more than the 5 s allowed" in str(err)
+    assert RetryPolicy.from_extra({"retry_after_max": "30"}).retry_after_cap == 30
 
 
 def test_encode_query_is_rfc3986():

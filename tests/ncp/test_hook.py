@@ -167,4 +167,4 @@ def test_malformed_run_body_is_a_clear_error(emu):
     with pytest.raises(MalformedResponseError, match=r"not a TaskRun .*status: Field required") as caught:
         NclueHook().get_task_run(run_id)
     assert caught.value.cloud == "NCP NCLUE"
-    assert f"GET /api/v1/task-runs/{run_id}" in str(caught.value)
+    assert f"GET http://127.0.0.1:{emu.port}/api/v1/task-runs/{run_id}" in str(caught.value)

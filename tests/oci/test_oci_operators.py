@@ -132,7 +132,7 @@ def test_failed_item_leaves_nothing_at_the_destination(emu, mocker, tmp_path):
     with pytest.raises(OutputIntegrityError, match="3000001"):
         _op(key, destination=f"file://{tmp_path}/out/").execute(_context(mocker))
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["000_text_plain.txt"], names  # the bad item has no file, complete or partial
+    assert names == [], names  # all or nothing: the good item 0 is not left behind either
 
 
 def test_truncated_output_is_flagged_and_logged(emu, mocker, captured_logs):

@@ -1,0 +1,177 @@
+"""The fault matrix: every cloud against a faulty server, each fault with its one expected outcome.
+
+A fetch either succeeds byte-exact (the same bytes as a fetch from a healthy server) or fails
+with a named error (cloud, host, call) and leaves nothing at the destination. Status polls
+(sync and async) fail named and bounded in time and memory. Faults are injected by the
+emulator over real HTTP (:mod:`airflow_task_runs.testing.server`); SIGKILL mid-fetch then
+rerun is in the object-store tests (the writer's own matrix).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fault_clouds import CLOUDS, CloudCase
+
+from airflow_task_runs.core.errors import ApiError, MalformedResponseError
+
+PERSISTENT = 50  # more faults than any retry policy here has attempts
+#: the budget used for trickling servers: retry_max_elapsed + read_timeout
+TRICKLE_BUDGET = {"read_timeout": 0.5, "retry_max_elapsed": 0.3}
+TRICKLE = {"times": PERSISTENT, "delay": 0.1}  # a byte every 0.1 s: no single read ever times out
+SLACK = 1.0  # scheduling and the last socket operation's own time
+
+
+@dataclass(frozen=True)
+class FaultCase:
+    name: str
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+    #: None: succeeds byte-exact; else the error class expected
+    error: type[ApiError] | None = None
+    #: what the error message must say (a regular expression)
+    says: str = ""
+    #: the faulted call is asked exactly once (a hostile answer is not retried)
+    once: bool = False
+    min_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+FETCH_FAULTS = [
+    FaultCase("429-retry-after", "status", {"status": 429, "headers": {"Retry-After": "1"}}, min_seconds=0.9),
+    FaultCase("5xx-burst", "status", {"status": 503, "times": 3}),
+    FaultCase("reset-mid-body-once", "reset_mid_body"),
+    FaultCase("reset-mid-body", "reset_mid_body", {"times": PERSISTENT}, ApiError, "broke mid-answer"),
+    FaultCase("truncated-once", "truncated"),
+    FaultCase("truncated", "truncated", {"times": PERSISTENT}, ApiError, "broke mid-answer"),
+    FaultCase("short-content-length", "short_length", {"times": PERSISTENT}, MalformedResponseError, "JSON|truncated"),
+    FaultCase("long-content-length", "long_length", {"times": PERSISTENT}, ApiError, "broke mid-answer"),
+    FaultCase("html-200", "html", {"times": PERSISTENT}, MalformedResponseError, "text/html page"),
+    FaultCase("malformed-json", "malformed", {"times": PERSISTENT}, MalformedResponseError, "JSON"),
+    FaultCase("deep-json", "deep", {}, MalformedResponseError, "deep", once=True),
+    FaultCase("huge-body", "huge", {"size": 16 * 1024 * 1024}, ApiError, "over", once=True),
+    FaultCase("trickling-server", "trickle", TRICKLE, ApiError, "time budget", extra=TRICKLE_BUDGET),
+]
+
+STATUS_FAULTS = [
+    FaultCase("reset", "reset", {"times": PERSISTENT}, ApiError, "check"),
+    FaultCase("html-200", "html", {"times": PERSISTENT}, MalformedResponseError, "text/html page"),
+    FaultCase("deep-json", "deep", {}, MalformedResponseError, "deep", once=True),
+    FaultCase("huge-body", "huge", {"size": 16 * 1024 * 1024}, ApiError, "ResponseTooLarge", once=True),
+    FaultCase("trickling-server", "trickle", TRICKLE, ApiError, "time budget", extra=TRICKLE_BUDGET),
+    FaultCase(
+        "trickling-headers",
+        "trickle",
+        {**TRICKLE, "trickle_headers": True},
+        ApiError,
+        "time budget",
+        extra=TRICKLE_BUDGET,
+    ),
+]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _check_error(err: ApiError, cloud: CloudCase, fault: FaultCase, server: Any) -> None:
+    assert isinstance(err, fault.error), f"{type(err).__name__}: {err}"
+    text = str(err)
+    assert cloud.cloud_name in text, text
+    assert f"127.0.0.1:{server.port}" in text, text  # the host, always
+    assert re.search(fault.says, text), text
+    assert "Traceback" not in text
+
+
+@pytest.fixture
+def clean_faults(task_runs_connections):
+    yield task_runs_connections
+    for server in task_runs_connections.clouds.values():
+        server.clear_faults()
+
+
+@pytest.mark.parametrize("fault", FETCH_FAULTS, ids=[f.name for f in FETCH_FAULTS])
+@pytest.mark.parametrize("cloud", CLOUDS, ids=[c.name for c in CLOUDS])
+def test_fetch(cloud: CloudCase, fault: FaultCase, clean_faults, monkeypatch, tmp_path):
+    emu = clean_faults
+    server = cloud.server(emu)
+    ref = cloud.prepare(emu)
+    healthy, faulty = tmp_path / "healthy", tmp_path / "faulty"
+    healthy.mkdir()
+    faulty.mkdir()
+    conn_id = cloud.connection(emu, monkeypatch, **fault.extra)
+    cloud.fetch(conn_id, ref, healthy)
+    expected = _files(healthy)
+    assert expected, "the healthy fetch wrote nothing"
+
+    server.reset_log()
+    server.inject(fault.kind, **cloud.fetch_fault_target(ref), **fault.options)
+    started = time.monotonic()
+    if fault.error is None:
+        cloud.fetch(conn_id, ref, faulty)
+        assert _files(faulty) == expected  # byte-exact, and nothing else (no partials)
+        assert time.monotonic() - started >= fault.min_seconds
+        return
+    with pytest.raises(ApiError) as caught:
+        cloud.fetch(conn_id, ref, faulty)
+    elapsed = time.monotonic() - started
+    _check_error(caught.value, cloud, fault, server)
+    assert list(faulty.rglob("*")) == [], "a failed fetch left something at the destination"
+    if fault.once:
+        assert len(cloud.faulted_requests(server, ref)) == 1, "a hostile answer must not be asked again"
+    if fault.extra is TRICKLE_BUDGET:
+        assert elapsed <= sum(TRICKLE_BUDGET.values()) + SLACK, f"took {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("fault", STATUS_FAULTS, ids=[f.name for f in STATUS_FAULTS])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("cloud", CLOUDS, ids=[c.name for c in CLOUDS])
+def test_status(cloud: CloudCase, mode: str, fault: FaultCase, clean_faults, monkeypatch):
+    emu = clean_faults
+    server = cloud.server(emu)
+    ref = cloud.prepare(emu)
+    conn_id = cloud.connection(emu, monkeypatch, **fault.extra)
+    server.reset_log()
+    server.inject(fault.kind, **cloud.status_fault_target(ref), **fault.options)
+    started = time.monotonic()
+    with pytest.raises(ApiError) as caught:
+        if mode == "sync":
+            cloud.status(conn_id, ref)
+        else:
+            asyncio.run(cloud.astatus(conn_id, ref))
+    elapsed = time.monotonic() - started
+    _check_error(caught.value, cloud, fault, server)
+    if fault.once:
+        assert len(cloud.faulted_requests(server, ref, status=True)) == 1
+    if fault.extra is TRICKLE_BUDGET:
+        assert elapsed <= sum(TRICKLE_BUDGET.values()) + SLACK, f"took {elapsed:.1f} s"
+
+
+def test_the_reported_trickle_ends_within_its_budget(clean_faults, monkeypatch):
+    """The review's case: 1 byte every 0.5 s, read_timeout=2, retry_max_elapsed=3 took 53 s."""
+    cloud = CLOUDS[0]
+    emu = clean_faults
+    ref = cloud.prepare(emu)
+    conn_id = cloud.connection(emu, monkeypatch, read_timeout=2, retry_max_elapsed=3)
+    cloud.server(emu).inject("trickle", times=PERSISTENT, delay=0.5, **cloud.status_fault_target(ref))
+    started = time.monotonic()
+    with pytest.raises(ApiError, match="time budget of 5 s") as caught:
+        cloud.status(conn_id, ref)
+    assert time.monotonic() - started <= 5 + SLACK
+    assert caught.value.code == "Timeout" and not caught.value.retryable
+
+
+def test_healthy_fetches_are_what_the_clouds_hold(clean_faults, monkeypatch, tmp_path):
+    """The matrix's reference (a healthy fetch) is itself the cloud's content, byte for byte."""
+    for cloud in CLOUDS:
+        ref = cloud.prepare(clean_faults)
+        folder = tmp_path / cloud.name
+        folder.mkdir()
+        cloud.fetch(cloud.connection(clean_faults, monkeypatch), ref, folder)
+        cloud.check_healthy(_files(folder), ref)
