@@ -6,6 +6,7 @@ Against the emulator over real HTTP; the rate-limit test counts requests as the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -135,7 +136,7 @@ def test_the_deadline_reports_the_last_status_seen(emu):
 
 def test_1000_watches_on_one_connection_never_exceed_its_rate_and_one_429_pauses_them_all(emu, monkeypatch):
     """R requests per second at most, in every 1 s window the server saw; one 429 holds back everyone once."""
-    rate = 200
+    rate = 100
     conn_id = _ros_connection(emu, monkeypatch, "ros_limited", max_requests_per_second=rate)
     ros = emu.alibaba
     ids = [ros.add_task(lifecycle=[("SUCCESS", 0)]) for _ in range(1000)]
@@ -151,7 +152,7 @@ def test_1000_watches_on_one_connection_never_exceed_its_rate_and_one_429_pauses
         with lock:
             arrivals.append((time.monotonic(), 0))
             index = len(arrivals) - 1
-        if index == 400:
+        if index == 300:
             reply = Reply.json(429, {"Code": "Throttling", "Message": "slow down"}, {"Retry-After": "1"})
         else:
             reply = original(request)
@@ -178,7 +179,9 @@ def test_1000_watches_on_one_connection_never_exceed_its_rate_and_one_429_pauses
     assert tightest >= 1.0 - 0.05, f"{rate + 1} requests within {tightest:.3f}s"
     throttled = [t for t, status in arrivals if status == 429]
     assert len(throttled) == 1
-    # Every trigger paused: nothing reached the server in the second after the 429 (bar the
-    # few requests already on the wire when it was answered).
-    after = [t for t in times if throttled[0] < t < throttled[0] + 0.9]
-    assert len(after) <= 5, f"{len(after)} requests during the pause"
+    # Every trigger paused: once the requests already on the wire when the 429 was answered
+    # have landed, the server hears nothing for the Retry-After second.
+    around = [throttled[0], *(t for t in times if throttled[0] < t < throttled[0] + 1.5)]
+    silence = max(b - a for a, b in itertools.pairwise(around))
+    assert silence >= 0.8, f"the longest silence after the 429 was {silence:.2f}s"
+    assert len([t for t in around if t < throttled[0] + 0.1]) <= 1 + rate * 0.1  # stragglers only
