@@ -6,6 +6,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
+# This environment sets PYTHONDONTWRITEBYTECODE=1, so every Python process (each Airflow
+# component, the demo, pytest) would compile Airflow from source again. Keep one bytecode
+# cache for the project's commands, under .venv (not next to the sources).
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(CURDIR)/$(VENV)/pycache
+
 .PHONY: demo test lint typecheck pytest lock bench clean
 
 $(STAMP): pyproject.toml constraints.txt

@@ -1,120 +1,313 @@
-"""``airflow-task-runs demo``: the example DAGs, end to end, against the bundled emulator.
+"""``airflow-task-runs``: the example DAGs against the bundled emulator, or the emulator for your own Airflow.
 
-Starts the emulator (every cloud plus an S3-compatible store on 127.0.0.1), points the
-default connections at it, creates a throwaway SQLite Airflow home, and runs each example
-DAG with ``dag.test()``. No cloud account needed.
+``demo`` runs every example DAG with ``dag.test()`` in a throwaway Airflow home and says what
+happens as it happens. ``emulator`` serves every cloud's API and an S3 store until stopped and
+prints the ``AIRFLOW_CONN_*`` lines that point a real Airflow (``airflow standalone``) at it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import signal
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from airflow_task_runs.testing.emulator import Emulator
+    from airflow_task_runs.testing.lifecycle import Lifecycle
+
+#: ``airflow-task-runs emulator``'s default ports: one per cloud, then the S3 store
+DEFAULT_PORT_BASE = 18470
+
+#: marks Airflow listener hooks (Airflow's own marker lives in a private module)
+listener_hook = pluggy.HookimplMarker("airflow")
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+# -- the Airflow home ------------------------------------------------------------------------
 def _configure_airflow(home: Path, dags_folder: Path, verbose: bool) -> None:
-    # Airflow reads its configuration on first import: set everything before importing it.
+    """Airflow reads its configuration on first import: set everything before importing it."""
     import warnings
 
-    from cryptography.fernet import Fernet
+    from airflow_task_runs.testing.deployment import airflow_home_environment
 
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO" if verbose else "WARNING",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "NO_PROXY": "127.0.0.1,localhost",
-        }
-    )
+    os.environ.update(airflow_home_environment(home, dags_folder))
+    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO" if verbose else "WARNING"
 
 
-def _run_dag(dag: Any, output: Path) -> tuple[str, dict[str, str]]:
-    conf = {"output_uri": f"file://{output}/{dag.dag_id}/"} if "output_uri" in dag.params else None
+# -- what the demo says ----------------------------------------------------------------------
+def dependency_order(dag: Any) -> list[str]:
+    """Task ids upstream first (ties alphabetical): the order a reader expects them."""
+    remaining = {task.task_id: set(task.upstream_task_ids) for task in dag.tasks}
+    order: list[str] = []
+    while remaining:
+        ready = sorted(t for t, upstream in remaining.items() if not upstream - set(order))
+        if not ready:  # a cycle cannot be parsed by Airflow; keep the rest as it is
+            ready = sorted(remaining)
+        for task_id in ready:
+            order.append(task_id)
+            del remaining[task_id]
+    return order
+
+
+class Narrator:
+    """Prints one line per state change: each task's, and each emulated cloud run's."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._started: set[tuple[str, str, str]] = set()
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            _say(f"  {time.monotonic() - self.started:6.1f}s  {text}")
+
+    # Airflow listener hooks (the task runner calls them in this process under dag.test())
+    @listener_hook
+    def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
+        key = (task_instance.dag_id, task_instance.run_id, task_instance.task_id)
+        again = key in self._started
+        self._started.add(key)
+        self.line(f"{task_instance.task_id}: {'resumed' if again else 'running'}")
+
+    @listener_hook
+    def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
+        self.line(f"{task_instance.task_id}: success")
+
+    @listener_hook
+    def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+        reason = f" ({str(error).splitlines()[0][:200]})" if error else ""
+        self.line(f"{task_instance.task_id}: FAILED{reason}")
+
+    @listener_hook
+    def on_task_instance_skipped(self, previous_state: Any, task_instance: Any) -> None:
+        self.line(f"{task_instance.task_id}: skipped")
+
+    def cloud_run_changed(self, lifecycle: Lifecycle, previous: str | None, status: str) -> None:
+        if lifecycle.label:
+            self.line(f"    {lifecycle.label}: {f'{previous} -> ' if previous else ''}{status}")
+
+    def register(self) -> None:
+        from airflow.sdk.listener import get_listener_manager
+
+        from airflow_task_runs.testing.lifecycle import Lifecycle
+
+        get_listener_manager().add_listener(self)
+        Lifecycle.observer = self.cloud_run_changed
+
+
+def label_cloud_runs(emulator: Emulator) -> None:
+    """Name each scripted lifecycle after its cloud and run (``ncp demo-nclue-run``) for the narrator."""
+    from airflow_task_runs.testing.lifecycle import Lifecycle
+
+    def scripted(holder: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+        for value in vars(holder).values():
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(getattr(item, "lifecycle", None), Lifecycle):
+                        name = key[-1] if isinstance(key, tuple) else key
+                        yield f"{prefix} {name}", item
+                        yield from scripted(item, f"{prefix} {name}")
+
+    for cloud in emulator.clouds.values():
+        for label, item in scripted(cloud, cloud.name):
+            item.lifecycle.label = label
+
+
+def _run_dag(dag: Any, run_output: Path | None) -> tuple[str, dict[str, str]]:
+    conf = {"output_uri": f"file://{run_output}/"} if run_output is not None else None
     dagrun = dag.test(run_conf=conf)
     states = {ti.task_id: str(ti.state) for ti in dagrun.get_task_instances()}
     return str(dagrun.state), states
 
 
-def demo(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="airflow-task-runs demo", description=__doc__)
-    parser.add_argument("--dags-folder", type=Path, default=Path("example_dags"), help="folder of example DAGs")
-    parser.add_argument("--output", type=Path, default=Path("demo-output"), help="where DAG outputs are written")
-    parser.add_argument("--dag", action="append", default=[], help="run only this dag_id (repeatable)")
-    parser.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
-    args = parser.parse_args(argv)
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
 
+
+def demo(args: argparse.Namespace) -> int:
     dags_folder = args.dags_folder.resolve()
     if not dags_folder.is_dir():
-        parser.error(f"--dags-folder {dags_folder} does not exist; run from the repository root or pass it")
+        _say(f"--dags-folder {dags_folder} does not exist; run from the repository root or pass it")
+        return 2
     output = args.output.resolve()
-    output.mkdir(parents=True, exist_ok=True)
-    home = Path(tempfile.mkdtemp(prefix="airflow-task-runs-demo-"))
-    _configure_airflow(home, dags_folder, args.verbose)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
+    with tempfile.TemporaryDirectory(prefix="airflow-task-runs-demo-") as tmp:
+        home = Path(tmp)
+        _configure_airflow(home, dags_folder, args.verbose)
+        _say(f"Throwaway Airflow home {home} (removed at the end)")
+        from airflow_task_runs.testing import Emulator
 
-    from airflow_task_runs.testing import Emulator
+        _say("Starting the emulator ...")
+        with Emulator() as emulator:
+            for cloud in emulator.clouds.values():
+                cloud.seed_demo()  # type: ignore[attr-defined]
+            label_cloud_runs(emulator)
+            os.environ.update(emulator.environment())
+            for name, cloud in emulator.clouds.items():
+                _say(f"  {name:8s} emulator at {cloud.url}")
+            _say(f"  s3       store    at {emulator.s3.url}")
+            _say("Creating the Airflow database (SQLite) and parsing the example DAGs ...")
+            from airflow.dag_processing.dagbag import DagBag
+            from airflow.utils import db
 
-    print(f"Starting the emulator; Airflow home {home}")
-    with Emulator() as emulator:
-        for cloud in emulator.clouds.values():
-            cloud.seed_demo()  # type: ignore[attr-defined]
-        os.environ.update(emulator.environment())
-        for name, cloud in emulator.clouds.items():
-            print(f"  {name:8s} emulator at {cloud.url}")
-        print(f"  s3       store    at {emulator.s3.url}")
-
-        from airflow.dag_processing.dagbag import DagBag
-        from airflow.utils import db
-
-        db.resetdb(skip_init=False)
-        bag = DagBag(dag_folder=str(dags_folder))
-        if bag.import_errors:
-            for path, error in bag.import_errors.items():
-                print(f"IMPORT ERROR {path}: {error}", file=sys.stderr)
-            return 1
-        dag_ids = sorted(args.dag or bag.dag_ids)
-        results: dict[str, tuple[str, dict[str, str]]] = {}
-        for dag_id in dag_ids:
-            print(f"\n=== {dag_id} ===")
-            results[dag_id] = _run_dag(bag.get_dag(dag_id), output)
-            state, tasks = results[dag_id]
-            for task_id, task_state in tasks.items():
-                print(f"  {task_state:10s} {task_id}")
-            print(f"  -> DAG run {state}")
-
-    print("\nSummary")
-    failed = [d for d, (state, _) in results.items() if state != "success"]
-    for dag_id, (state, _) in results.items():
-        print(f"  {state:10s} {dag_id}")
-    written = sorted(p for p in output.rglob("*") if p.is_file())
-    print(f"\n{len(written)} file(s) written under {output}:")
-    for path in written:
-        print(f"  {path.relative_to(output)} ({path.stat().st_size} bytes)")
+            db.resetdb(skip_init=False)
+            bag = DagBag(dag_folder=str(dags_folder))
+            if bag.import_errors:
+                for path, error in bag.import_errors.items():
+                    print(f"IMPORT ERROR {path}: {error}", file=sys.stderr)
+                return 1
+            narrator = Narrator()
+            narrator.register()
+            results: dict[str, tuple[str, dict[str, str], list[Path]]] = {}
+            for dag_id in sorted(args.dag or bag.dag_ids):
+                dag = bag.get_dag(dag_id)
+                _say(f"\n=== {dag_id} ===")
+                run_output = output / dag_id / stamp if "output_uri" in dag.params else None
+                state, tasks = _run_dag(dag, run_output)
+                results[dag_id] = (state, tasks, _files(run_output) if run_output else [])
+                for task_id in dependency_order(dag):
+                    _say(f"  {tasks.get(task_id, 'none'):10s} {task_id}")
+                _say(f"  -> DAG run {state}")
+    _say("\nSummary")
+    for dag_id, (state, _, written) in results.items():
+        where = f"{len(written)} file(s) in {output / dag_id / stamp}" if written else "nothing written"
+        _say(f"  {state:10s} {dag_id}: {where}")
+        for file in written:
+            _say(f"             {file.relative_to(output / dag_id / stamp)} ({file.stat().st_size} bytes)")
+    failed = [dag_id for dag_id, (state, _, _) in results.items() if state != "success"]
     if failed:
         print(f"\nFAILED: {', '.join(failed)} (rerun with --verbose for the task logs)", file=sys.stderr)
         return 1
-    print("\nAll example DAGs succeeded.")
+    _say("\nAll example DAGs succeeded.")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: airflow-task-runs demo [--dags-folder DIR] [--output DIR] [--dag DAG_ID] [--verbose]")
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command == "demo":
-        return demo(rest)
-    print(f"unknown command {command!r}; try: airflow-task-runs demo", file=sys.stderr)
-    return 2
+# -- the emulator on its own -----------------------------------------------------------------
+def environment_lines(env: dict[str, str]) -> list[str]:
+    """``export NAME='value'`` lines a shell can source (``set -a; . file`` works too)."""
+    return [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+
+
+def emulator_environment(emulator: Emulator) -> dict[str, str]:
+    """What an Airflow (every component) needs to use the running emulator."""
+    env: dict[str, str] = {}
+    env.update(emulator.environment())
+    env.update(
+        {
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+    )
+    return env
+
+
+def serve_emulator(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    from airflow_task_runs.testing import Emulator
+
+    stop = stop or threading.Event()
+    emulator = Emulator()
+    try:
+        emulator.start(host=args.host, port_base=args.port_base)
+    except OSError as exc:
+        print(
+            f"cannot serve on {args.host} from port {args.port_base}: {exc}; "
+            "pass --port-base N (N..N+4 must be free) or --port-base 0 for any free ports",
+            file=sys.stderr,
+        )
+        emulator.stop()
+        return 1
+    try:
+        if not args.no_seed:
+            for cloud in emulator.clouds.values():
+                cloud.seed_demo()  # type: ignore[attr-defined]
+        lines = environment_lines(emulator_environment(emulator))
+        if args.env_file:
+            args.env_file.write_text("\n".join(lines) + "\n")
+            args.env_file.chmod(0o600)  # it holds the emulator's (made-up) keys
+        else:
+            _say("\n".join(lines))
+        for name, cloud in emulator.clouds.items():
+            print(f"{name:8s} emulator at {cloud.url}", file=sys.stderr)
+        print(f"s3       store    at {emulator.s3.url}", file=sys.stderr)
+        where = f"written to {args.env_file}" if args.env_file else "above"
+        print(f"Environment for Airflow {where}. Serving until Ctrl-C.", file=sys.stderr, flush=True)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+    finally:
+        emulator.stop()
+    print("Emulator stopped.", file=sys.stderr)
+    return 0
+
+
+# -- the command line ------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="airflow-task-runs",
+        description="Tools of the airflow-task-runs provider; no cloud account needed for either command.",
+        epilog="Run 'airflow-task-runs COMMAND --help' for a command's options.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo_parser = commands.add_parser(
+        "demo",
+        help="run every example DAG end to end (dag.test()) against the bundled emulator",
+        description="Start the emulator, create a throwaway SQLite Airflow home (removed at the end), run "
+        "each example DAG with dag.test() and print each task's and each cloud run's state changes. "
+        "Outputs go to OUTPUT/<dag_id>/<timestamp>/, one folder per run.",
+    )
+    demo_parser.add_argument("--dags-folder", type=Path, default=Path("example_dags"), help="folder of the DAGs")
+    demo_parser.add_argument(
+        "--output", type=Path, default=Path("demo-output"), help="where outputs go (default demo-output)"
+    )
+    demo_parser.add_argument("--dag", action="append", default=[], help="run only this dag_id (repeatable)")
+    demo_parser.add_argument("--verbose", action="store_true", help="also show Airflow's task logs")
+    demo_parser.set_defaults(handler=demo)
+
+    emu_parser = commands.add_parser(
+        "emulator",
+        help="serve every cloud's emulator and an S3 store until stopped, for your own Airflow",
+        description="Serve the NCP, OCI, Alibaba and AWS emulators and an S3-compatible store on HOST, "
+        "ports PORT_BASE .. PORT_BASE+4, seeded with the runs the example DAGs ask for, until Ctrl-C. "
+        "Prints (or writes to --env-file) the AIRFLOW_CONN_* and other environment lines every "
+        "Airflow component needs to use it.",
+    )
+    emu_parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    emu_parser.add_argument(
+        "--port-base",
+        type=int,
+        default=DEFAULT_PORT_BASE,
+        help=f"first of five ports: ncp, oci, alibaba, aws, s3 (default {DEFAULT_PORT_BASE}; 0 = any free ports)",
+    )
+    emu_parser.add_argument("--env-file", type=Path, help="write the environment lines here instead of stdout")
+    emu_parser.add_argument("--no-seed", action="store_true", help="do not create the example DAGs' runs")
+    emu_parser.set_defaults(handler=serve_emulator)
+    return parser
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(args.handler(args))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import time of the root conftest, before any test module imports airflow.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _HOME = Path(tempfile.mkdtemp(prefix="atr-airflow-home-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)  # no throwaway homes left in /tmp
 DAGS_FOLDER = _HOME / "dags"
 DAGS_FOLDER.mkdir()
 for source in (ROOT / "example_dags", ROOT / "tests" / "dag_files"):
@@ -64,3 +66,27 @@ def captured_logs(caplog, capsys):
         return caplog.text + "".join(seen)
 
     return text
+
+
+#: tests that start real Airflow processes run last, together, sharing one deployment
+REAL_AIRFLOW_DIRS = ("deployment", "ui")
+
+
+def pytest_collection_modifyitems(config, items):
+    def is_real(item) -> bool:
+        return item.path.parent.name in REAL_AIRFLOW_DIRS and item.path.parent.parent == ROOT / "tests"
+
+    items.sort(key=is_real)  # stable: everything else keeps its order
+
+
+@pytest.fixture(scope="session")
+def airflow_deployment(task_runs_emulator):
+    """api-server, scheduler, dag-processor and triggerer, each its own process, on the emulator."""
+    from airflow_task_runs.testing.deployment import AirflowDeployment
+
+    for cloud in task_runs_emulator.clouds.values():
+        cloud.seed_demo()
+    with tempfile.TemporaryDirectory(prefix="atr-deployment-") as home:
+        dag_files = sorted((ROOT / "example_dags").glob("example_*.py"))
+        with AirflowDeployment(Path(home), dag_files, task_runs_emulator.environment()) as deployment:
+            yield deployment

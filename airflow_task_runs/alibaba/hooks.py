@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_task_runs.core.connection_test import ConnectionProbe, check_choice, run_probe, single_attempt
 from airflow_task_runs.core.hooks import HttpTaskRunHook, StatusPair, normalize_url
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
@@ -22,6 +23,38 @@ DEFAULT_REGION = "cn-hangzhou"
 #: international-site accounts use ros-intl.aliyuncs.com; VPC: ros[-intl].vpc-proxy.aliyuncs.com.
 DEFAULT_ENDPOINT = "https://ros.aliyuncs.com"
 DEFAULT_CONSOLE_URL = "https://ros.console.aliyun.com"
+#: Alibaba Cloud region ids (the "Regions and zones" page); extra ``allow_any_region`` admits a newer one.
+ALIBABA_REGIONS = (
+    "cn-qingdao",
+    "cn-beijing",
+    "cn-zhangjiakou",
+    "cn-huhehaote",
+    "cn-wulanchabu",
+    "cn-hangzhou",
+    "cn-shanghai",
+    "cn-nanjing",
+    "cn-fuzhou",
+    "cn-shenzhen",
+    "cn-heyuan",
+    "cn-guangzhou",
+    "cn-chengdu",
+    "cn-wuhan-lr",
+    "cn-hongkong",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-1",
+    "ap-southeast-3",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "us-east-1",
+    "us-west-1",
+    "na-south-1",
+    "eu-central-1",
+    "eu-west-1",
+    "me-east-1",
+    "me-central-1",
+)
 #: largest GetAITask answer read when it carries TaskOutput (extra ``max_output_bytes``)
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
@@ -146,10 +179,14 @@ class RosHook(HttpTaskRunHook):
 
     @property
     def region_id(self) -> str:
-        if self._region_id:
-            return self._region_id
-        extra = self.extra_of(self.connection)
-        return str(extra.get("region_id") or extra.get("region") or DEFAULT_REGION)
+        """The region (console links), checked against :data:`ALIBABA_REGIONS`."""
+        conn = self.connection
+        extra = self.extra_of(conn)
+        region = str(self._region_id or extra.get("region_id") or extra.get("region") or DEFAULT_REGION)
+        if extra.get("allow_any_region"):
+            return region
+        field = "region_id (operator argument)" if self._region_id else "Region ID (extra region_id)"
+        return check_choice(conn.conn_id, field, region, ALIBABA_REGIONS, 'extra "allow_any_region": true')
 
     def endpoint(self, conn: Connection) -> str:
         extra = self.extra_of(conn)
@@ -263,22 +300,35 @@ class RosHook(HttpTaskRunHook):
 
     # -- UI ----------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """Sign a GetAITask for a task that does not exist: a not-found answer proves the credentials."""
-        from airflow_task_runs.core.errors import ApiError
+        """Sign a GetAITask for a task that does not exist, once: a not-found answer proves the credentials."""
 
-        probe = "t-airflow-connection-test"
-        try:
-            endpoint = self.endpoint(self.connection)
-            self.get_ai_task(probe)
-        except ApiError as exc:
-            code = exc.code or ""
-            if exc.status_code in (401, 403) or code.startswith(AUTH_ERROR_PREFIXES) or exc.status_code is None:
-                hint = " (the RAM user needs ros:GetAITask)" if exc.status_code == 403 or "Forbidden" in code else ""
-                return False, f"{exc}{hint}"
-            return True, f"Credentials accepted by {endpoint} (probe task answered {code or exc.status_code})"
-        except Exception as exc:
-            return False, str(exc)
-        return True, f"Connected to ROS at {endpoint}"
+        def describe() -> ConnectionProbe:
+            conn = self.connection
+            self.credentials(conn)
+            _ = self.region_id
+            single_attempt(self.session)
+            return ConnectionProbe(
+                cloud=CLOUD,
+                host=self.endpoint(conn),
+                credential_fields="AccessKey ID (login), AccessKey Secret (password) and, for STS keys, "
+                "STS security token (extra security_token); the RAM user needs ros:GetAITask",
+                host_field="Endpoint override (extra endpoint)",
+                auth_codes=AUTH_ERROR_PREFIXES,
+            )
+
+        def call(probe: ConnectionProbe) -> str:
+            from airflow_task_runs.core.errors import ApiError
+
+            try:
+                self.get_ai_task("t-airflow-connection-test")
+            except ApiError as exc:
+                code = exc.code or ""
+                if exc.status_code is None or exc.status_code in (401, 403) or code.startswith(AUTH_ERROR_PREFIXES):
+                    raise
+                return f"Credentials accepted by {probe.host} (probe task answered {code or exc.status_code})"
+            return f"Connected to ROS at {probe.host}"
+
+        return run_probe(describe, call)
 
 
 if TYPE_CHECKING:  # mypy checks the hook against the core contract; nothing runs at import

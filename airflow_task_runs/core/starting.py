@@ -231,8 +231,14 @@ class StartRunOperator(ResumableJobMixin, TaskRunSensor[HookT]):
         run_id = self.started_run_id
         if not run_id or not self.cancel_on_kill:
             return
+        from airflow_task_runs.core.errors import RunNotCancellableError
+
         try:
-            getattr(self.hook, self.cancel_method)(run_id)
-            self.log.info("Cancelled %s: the task was killed", self.describe_run())
+            if getattr(self.hook, self.cancel_method)(run_id):
+                self.log.info("Cancelled %s: the task was killed", self.describe_run())
+            else:
+                self.log.info("%s had already ended: nothing to cancel", self.describe_run())
+        except RunNotCancellableError as exc:  # the cloud cannot stop it any more: say so, it goes on
+            self.log.warning("The task was killed, but %s", exc)
         except Exception as exc:
             self.log.error("Could not cancel %s after the task was killed: %s", self.describe_run(), exc)

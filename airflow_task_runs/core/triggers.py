@@ -140,9 +140,15 @@ class TaskRunTrigger(BaseTrigger):
         """
         if not self.cancel_method:
             return
+        from airflow_task_runs.core.errors import RunNotCancellableError
+
         hook = self._hook()  # run()'s hook is closed by now: the kill cancelled run() first
         try:
-            await getattr(hook, self.cancel_method)(**self.run_ref)
-            self.log.info("Cancelled %s: its task was killed", self.description)
+            if await getattr(hook, self.cancel_method)(**self.run_ref):
+                self.log.info("Cancelled %s: its task was killed", self.description)
+            else:
+                self.log.info("%s had already ended: nothing to cancel", self.description)
+        except RunNotCancellableError as exc:  # the cloud cannot stop it any more: say so, it goes on
+            self.log.warning("The task was killed, but %s", exc)
         finally:
             await hook.aclose()

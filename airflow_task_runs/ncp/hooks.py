@@ -7,7 +7,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_task_runs.core.errors import ConnectionConfigError
+from airflow_task_runs.core.connection_test import ConnectionProbe, check_choice, run_probe, single_attempt
 from airflow_task_runs.core.hooks import HttpTaskRunHook, StatusPair, normalize_url
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
@@ -393,13 +393,7 @@ class NclueHook(HttpTaskRunHook):
         access_key, secret_key = self._credentials(conn)
         extra = self.extra_of(conn)
         endpoint = normalize_url(str(extra.get("object_storage_endpoint") or DEFAULT_OBJECT_STORAGE_ENDPOINT))
-        region = str(extra.get("object_storage_region") or DEFAULT_OBJECT_STORAGE_REGION)
-        if region not in NCP_REGIONS and not extra.get("allow_any_region"):
-            raise ConnectionConfigError(
-                conn.conn_id,
-                "extra.object_storage_region",
-                f"is {region!r}; NCP Object Storage regions are {', '.join(NCP_REGIONS)}",
-            )
+        region = self.object_storage_region(conn)
         return boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -443,13 +437,41 @@ class NclueHook(HttpTaskRunHook):
         body = obj["Body"]
         return int(obj["ContentLength"]), body.iter_chunks(chunk_size)
 
+    def object_storage_region(self, conn: Connection) -> str:
+        """The SigV4 region of NCP Object Storage, one of :data:`NCP_REGIONS`."""
+        extra = self.extra_of(conn)
+        region = str(extra.get("object_storage_region") or DEFAULT_OBJECT_STORAGE_REGION)
+        if extra.get("allow_any_region"):
+            return region
+        return check_choice(
+            conn.conn_id,
+            "Object Storage region (extra object_storage_region)",
+            region,
+            NCP_REGIONS,
+            'extra "allow_any_region": true',
+        )
+
     # -- UI ----------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        try:
+        """List one task run, once; check the Object Storage settings too (result files need them)."""
+
+        def describe() -> ConnectionProbe:
+            conn = self.connection
+            self._credentials(conn)
+            self.object_storage_region(conn)
+            single_attempt(self.session)
+            return ConnectionProbe(
+                cloud="NCP NCLUE",
+                host=self.api_url(conn),
+                credential_fields="Access Key ID (login) and Secret Key (password)",
+                host_field="API Gateway URL (host)",
+            )
+
+        def call(probe: ConnectionProbe) -> str:
             page = self.list_task_runs(index=0, limit=1)
-        except Exception as exc:
-            return False, str(exc)
-        return True, f"Connected to NCLUE at {self.api_url(self.connection)}: {page.total} task run(s) visible"
+            return f"Connected to NCLUE at {probe.host}: {page.total} task run(s) visible"
+
+        return run_probe(describe, call)
 
 
 if TYPE_CHECKING:  # mypy checks the hook against the core contract; nothing runs at import

@@ -122,7 +122,7 @@ def fetch_task_run_result(
     }
 
 
-class NclueCreateTaskRunOperator(StartRunOperator):
+class NclueCreateTaskRunOperator(WritesOutputs, StartRunOperator):
     """Create an NCLUE task run, wait for it like the sensor, optionally fetch its result file.
 
     ``POST /api/v1/task-runs`` carries no idempotency token, so it is sent once and never
@@ -146,6 +146,8 @@ class NclueCreateTaskRunOperator(StartRunOperator):
         start attempt, unique per attempt, which is what the look-up by name relies on.
     :param fetch_result: fetch the result file once the run has completed.
     :param destination: with ``fetch_result``, where to write it (templated); ``None`` returns its text.
+    :param destination_conn_id: the connection to write with (templated), as in the fetch operator.
+    :param asset_alias: an ``AssetAlias`` name that gets the written file as an Asset event.
     :param ncp_conn_id: an ``ncp`` connection.
     """
 
@@ -155,7 +157,7 @@ class NclueCreateTaskRunOperator(StartRunOperator):
         "feature_id",
         "result_bucket",
         "result_file_path",
-        "destination",
+        *OUTPUT_TEMPLATE_FIELDS,
         "ncp_conn_id",
     )
     hook_class_path = "airflow_task_runs.ncp.hooks.NclueHook"
@@ -174,6 +176,8 @@ class NclueCreateTaskRunOperator(StartRunOperator):
         name: str | None = None,
         fetch_result: bool = False,
         destination: ObjectStoragePath | str | None = None,
+        destination_conn_id: str | None = None,
+        asset_alias: str | None = None,
         ncp_conn_id: str = "ncp_default",
         **kwargs: Any,
     ) -> None:
@@ -184,8 +188,8 @@ class NclueCreateTaskRunOperator(StartRunOperator):
         self.result_file_path = result_file_path
         self.name = name
         self.fetch_result = fetch_result
-        self.destination = destination
         self.ncp_conn_id = ncp_conn_id
+        self._init_outputs(destination, destination_conn_id, asset_alias)
         if destination is not None and not fetch_result:
             raise ValueError(f"{type(self).__name__}: destination is set but fetch_result is False; set both")
 
@@ -214,10 +218,7 @@ class NclueCreateTaskRunOperator(StartRunOperator):
 
     def check_input(self, context: Context) -> None:
         self.create_request(self.name or "input-check")
-        if self.destination is not None:  # a destination that cannot work fails before the run is created
-            from airflow_task_runs.core.outputs import resolve_destination
-
-            resolve_destination(self.destination)
+        self.resolve_output()  # a destination that cannot work fails before the run is created
 
     def start_run(self, context: Context, attempt: StartAttempt) -> str:
         hook: NclueHook = self.hook  # type: ignore[assignment]
@@ -237,17 +238,13 @@ class NclueCreateTaskRunOperator(StartRunOperator):
     def collect(self, context: Context, run_id: str, status: dict[str, Any] | None) -> Any:
         result: dict[str, Any] = {"run_id": run_id, "status": status}
         if self.fetch_result and status is not None:
-            result["result"] = fetch_task_run_result(self.hook, run_id, self.destination, self.log)  # type: ignore[arg-type]
+            hook: NclueHook = self.hook  # type: ignore[assignment]
+            destination = self.resolve_output()
+            self.set_lineage_input(f"nclue://{_host(hook)}", f"task-runs/{run_id}")
+            result["result"] = fetch_task_run_result(hook, run_id, destination, self.log)
+            if destination is not None:
+                self.record_outputs(context, [result["result"]["uri"]])
         return result
-
-    def on_kill(self) -> None:
-        """Cancel (delete) the run while it is registered; past that, say that it goes on."""
-        from airflow_task_runs.core.errors import RunNotCancellableError
-
-        try:
-            super().on_kill()
-        except RunNotCancellableError as exc:
-            self.log.warning("%s", exc)
 
 
 class NclueCancelTaskRunOperator(BaseOperator):

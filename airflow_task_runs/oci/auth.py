@@ -51,11 +51,11 @@ def load_private_key(pem: str | bytes, pass_phrase: str | None = None) -> RSAPri
     except TypeError:
         # cryptography: "Password was not given but private key is encrypted" or the reverse.
         if password is None:
-            raise PrivateKeyError("is encrypted: set pass_phrase") from None
-        raise PrivateKeyError("is not encrypted but a pass_phrase was given: remove pass_phrase") from None
+            raise PrivateKeyError("is encrypted: set its passphrase (extra passphrase)") from None
+        raise PrivateKeyError("is not encrypted but a passphrase was given: remove extra passphrase") from None
     except ValueError:
         if password is not None:
-            raise PrivateKeyError("could not be decrypted: check pass_phrase, or the PEM is damaged") from None
+            raise PrivateKeyError("could not be decrypted: check extra passphrase, or the PEM is damaged") from None
         raise PrivateKeyError("is not a valid PEM private key (damaged or unsupported format)") from None
     except Exception:
         raise PrivateKeyError("could not be loaded (unsupported key format)") from None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_task_runs.core.connection_test import ConnectionProbe, run_probe, single_attempt
 from airflow_task_runs.core.errors import ApiError, ConnectionConfigError
 from airflow_task_runs.core.hooks import HttpTaskRunHook, StatusPair, normalize_url
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
@@ -258,7 +259,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         try:
             private_key = load_private_key(pem, pass_phrase)
         except PrivateKeyError as exc:
-            field = "passphrase (extra.passphrase)" if "pass_phrase" in str(exc) else "private key (password)"
+            field = "passphrase (extra passphrase)" if "passphrase" in str(exc) else "private key (password)"
             raise ConnectionConfigError(conn.conn_id, field, str(exc)) from None
         return OciCredentials(
             auth_type=auth_type,
@@ -593,21 +594,33 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
 
     # -- UI ----------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """Load and check the credentials, then make one signed call.
+        """Load and check the credentials, then make one signed call, once.
 
         A 404 for a made-up task run proves the signature was accepted (a bad signature is a
         401), without needing a real platform id.
         """
-        try:
+
+        def describe() -> ConnectionProbe:
             creds = self.credentials()
-            self.get_task_run("ocid1.aidataplatform.oc1..connectiontest", "connection-test", "connection-test")
-        except ApiError as exc:
-            if exc.status_code == 404:
-                return True, f"Signed request accepted by {creds.endpoint} (404 for a test task run, as expected)"
-            return False, str(exc)
-        except Exception as exc:
-            return False, str(exc)
-        return True, f"Connected to {creds.endpoint}"
+            single_attempt(self.session)
+            return ConnectionProbe(
+                cloud="OCI AI Data Platform",
+                host=creds.endpoint,
+                credential_fields="User OCID (login), private key (password or extra key_file), extra tenancy, "
+                "fingerprint and passphrase, and the IAM policy",
+                host_field="extra region and extra endpoint",
+            )
+
+        def call(probe: ConnectionProbe) -> str:
+            try:
+                self.get_task_run("ocid1.aidataplatform.oc1..connectiontest", "connection-test", "connection-test")
+            except ApiError as exc:
+                if exc.status_code == 404:
+                    return f"Signed request accepted by {probe.host} (404 for a test task run, as expected)"
+                raise
+            return f"Connected to {probe.host}"
+
+        return run_probe(describe, call)
 
 
 if TYPE_CHECKING:  # mypy checks the hook against the core contract; nothing runs at import

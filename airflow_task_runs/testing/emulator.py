@@ -43,11 +43,13 @@ class Emulator:
             return clouds[name]
         raise AttributeError(name)
 
-    def start(self) -> Emulator:
-        self.s3.start()
+    def start(self, host: str = "127.0.0.1", port_base: int = 0) -> Emulator:
+        """Start everything; ``port_base`` N puts the clouds on N, N+1, ... and the S3 store last (0: any ports)."""
+        ports = [port_base + i if port_base else 0 for i in range(len(self.clouds) + 1)]
+        self.s3.start(host=host, port=ports[-1])
         self.s3.create_bucket(DEMO_BUCKET)
-        for cloud in self.clouds.values():
-            cloud.start()
+        for cloud, port in zip(self.clouds.values(), ports, strict=False):
+            cloud.start(host=host, port=port)
         return self
 
     def stop(self) -> None:

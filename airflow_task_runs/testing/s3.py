@@ -15,9 +15,10 @@ class S3Store:
 
     def __init__(self) -> None:
         self._server: Any = None
+        self._host = "127.0.0.1"
         self._port: int | None = None
 
-    def start(self) -> S3Store:
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> S3Store:
         # moto must not reach for real credentials or metadata endpoints.
         os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "True")
         import logging
@@ -26,8 +27,14 @@ class S3Store:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        if port:  # moto's thread would die on a busy port and leave start() waiting forever
+            import socket
+
+            with socket.socket() as probe:
+                probe.bind((host, port))
+        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self._server.start()
+        self._host = host
         self._port = int(self._server.get_host_and_port()[1])
         return self
 
@@ -39,7 +46,8 @@ class S3Store:
     @property
     def url(self) -> str:
         assert self._port is not None, "start() the store first"
-        return f"http://127.0.0.1:{self._port}"
+        host = "127.0.0.1" if self._host in ("0.0.0.0", "") else self._host
+        return f"http://{host}:{self._port}"
 
     def client(self, service: str = "s3", region: str | None = None) -> Any:
         import boto3

@@ -145,7 +145,9 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        assert self._httpd is not None, "start() the emulator first"
+        host = str(self._httpd.server_address[0])
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
 
     # -- faults and the request log ----------------------------------------------------------
     def inject(self, kind: str, times: int = 1, **options: Any) -> Fault:

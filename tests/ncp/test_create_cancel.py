@@ -139,3 +139,10 @@ def test_a_watching_trigger_on_kill_cancels_nothing(emu):
     run_id = emu.add_run(lifecycle=[("registered", 0)])
     asyncio.run(_trigger(run_id).on_kill())
     assert run_id in emu.runs and run_id not in emu.deleted
+
+
+def test_the_trigger_on_kill_of_a_started_run_says_it_goes_on(emu, captured_logs):
+    run_id = emu.add_run(lifecycle=[("in_progress", 0)])
+    asyncio.run(_trigger(run_id, cancel_method="acancel_task_run").on_kill())  # does not raise
+    assert run_id in emu.runs
+    assert "is in_progress: NCLUE cancels a run only while it is registered" in captured_logs()
