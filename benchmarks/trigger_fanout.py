@@ -136,7 +136,12 @@ def serve(cert: str, key: str, port_file: str) -> None:
         task_id = request.query["TaskId"]
         done = status(f"ros/{task_id}")
         return web.json_response(
-            {"RequestId": "bench", "TaskId": task_id, "TaskType": "GenerateTemplate", "Status": "SUCCESS" if done else "RUNNING"}
+            {
+                "RequestId": "bench",
+                "TaskId": task_id,
+                "TaskType": "GenerateTemplate",
+                "Status": "SUCCESS" if done else "RUNNING",
+            }
         )
 
     def omics_task(task_id: str, done: bool, listing: bool = False) -> dict[str, Any]:
@@ -299,7 +304,10 @@ def _triggers(variant: str, n: int) -> tuple[list[Any], dict[str, Any]]:
         kw = {"aws_conn_id": "aws_bench"}
         per_run = 100
         refs = [
-            {"run_id": f"run{r}-{min(per_run, n - r * per_run)}", "run_task_id": f"run{r}-{min(per_run, n - r * per_run)}-t{t}"}
+            {
+                "run_id": f"run{r}-{min(per_run, n - r * per_run)}",
+                "run_task_id": f"run{r}-{min(per_run, n - r * per_run)}-t{t}",
+            }
             for r in range((n + per_run - 1) // per_run)
             for t in range(min(per_run, n - r * per_run))
         ]
@@ -432,8 +440,10 @@ def main() -> None:
             time.sleep(0.05)
         base = f"https://127.0.0.1:{port_file.read_text()}"
         env = {**os.environ, "AIRFLOW_HOME": str(folder), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
-        print(f"{'variant':<13} {'N':>5} {'CPU ms/wp':>9} {'calls/wp':>8} {'TCP':>5} {'RSS MiB':>8} {'wall/ideal':>10} "
-              f"{'stall s':>7} {'ok':>9}")
+        print(
+            f"{'variant':<13} {'N':>5} {'CPU ms/wp':>9} {'calls/wp':>8} {'TCP':>5} {'RSS MiB':>8} {'wall/ideal':>10} "
+            f"{'stall s':>7} {'ok':>9}"
+        )
         for n in sizes:
             for variant in variants:
                 out = subprocess.run(
