@@ -20,6 +20,8 @@ from airflow_task_runs.core.hooks import RunStatusMixin, StatusPair
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
 if TYPE_CHECKING:
+    import asyncio
+
     from botocore.config import Config
 
     from airflow_task_runs.aws.models import Run, RunTask, TaskListItem
@@ -175,6 +177,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         )
         self._async_stack: contextlib.AsyncExitStack | None = None
         self._async_client: Any = None
+        self._async_client_lock: asyncio.Lock | None = None
 
     # -- client configuration ----------------------------------------------------------------
     def _get_config(self, config: Config | None = None) -> Config:
@@ -215,16 +218,23 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         Built like the amazon provider's own triggers do (``get_async_conn``): the connection
         is read in a worker thread, never on the triggerer's event loop.
         """
-        if self._async_client is None:
-            from asgiref.sync import sync_to_async
+        if self._async_client is not None:
+            return self._async_client
+        import asyncio
 
-            await sync_to_async(self._mask_credentials)()
-            stack = contextlib.AsyncExitStack()
-            self._async_client = await stack.enter_async_context(await self.get_async_conn())
-            self._async_stack = stack
-            from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
+        if self._async_client_lock is None:  # triggers sharing this hook ask at once: build once
+            self._async_client_lock = asyncio.Lock()
+        async with self._async_client_lock:
+            if self._async_client is None:
+                from asgiref.sync import sync_to_async
 
-            support_output_uri_prefix_mode(self._async_client)
+                await sync_to_async(self._mask_credentials)()
+                stack = contextlib.AsyncExitStack()
+                client = await stack.enter_async_context(await self.get_async_conn())
+                from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
+
+                support_output_uri_prefix_mode(client)
+                self._async_client, self._async_stack = client, stack
         return self._async_client
 
     async def aclose(self) -> None:
