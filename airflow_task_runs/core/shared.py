@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -249,42 +250,55 @@ class _Entry:
 
 
 class SharedHooks:
-    """One hook per (hook class path, hook kwargs) in this process, reference-counted."""
+    """One hook per (hook class path, hook kwargs) per event loop in this process, reference-counted.
+
+    Per loop because async clients belong to the loop that opened them: a triggerer has one,
+    but a process that runs triggers under several loops (tests, ``asyncio.run`` per call) must
+    not hand a client of a finished loop to a new one.
+    """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], _Entry]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @staticmethod
     def key(hook_path: str, hook_kwargs: Mapping[str, Any]) -> tuple[str, str]:
         return hook_path, json.dumps(hook_kwargs, sort_keys=True, default=str)
 
+    def _entries(self) -> dict[tuple[str, str], _Entry]:
+        return self._loops.setdefault(asyncio.get_running_loop(), {})
+
     def acquire(self, hook_path: str, hook_kwargs: Mapping[str, Any]) -> _Entry:
         """The shared entry for this hook, created on first use; pair with :meth:`release`."""
+        entries = self._entries()
         key = self.key(hook_path, hook_kwargs)
-        entry = self._entries.get(key)
+        entry = entries.get(key)
         if entry is None:
             from airflow.sdk._shared.module_loading import import_string
 
             hook = import_string(hook_path)(**hook_kwargs)
-            entry = self._entries[key] = _Entry(hook, Coalescer(hook))
+            entry = entries[key] = _Entry(hook, Coalescer(hook))
         entry.users += 1
         return entry
 
     async def release(self, hook_path: str, hook_kwargs: Mapping[str, Any]) -> None:
         """One user is done; the last one closes the hook (its clients and pools)."""
+        entries = self._entries()
         key = self.key(hook_path, hook_kwargs)
-        entry = self._entries.get(key)
+        entry = entries.get(key)
         if entry is None:
             return
         entry.users -= 1
         if entry.users > 0:
             return
-        del self._entries[key]  # a trigger arriving from now on builds a fresh one
+        del entries[key]  # a trigger arriving from now on builds a fresh one
         await entry.coalescer.aclose()
         await entry.hook.aclose()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        """Hooks shared in the running loop."""
+        return len(self._entries())
 
 
 #: the triggerer's registry (module state is shared by every trigger of the process)

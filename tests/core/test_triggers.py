@@ -76,12 +76,28 @@ def test_triggers_on_one_connection_share_one_hook_closed_with_the_last(emu):
         watcher = asyncio.create_task(watch_registry())
         events = await _first_events(triggers)
         watcher.cancel()
-        return events
+        return events, len(shared_hooks)
 
-    events = asyncio.run(main())
+    events, left = asyncio.run(main())
     assert [e["status"]["raw_status"] for e in events] == ["SUCCESS"] * 3
     assert max(seen) == 1  # three triggers, one shared hook (one client, pool and signer)
-    assert len(shared_hooks) == 0  # released and closed when the last trigger ended
+    assert left == 0  # released and closed when the last trigger ended
+
+
+def test_a_hook_is_never_shared_across_event_loops(emu):
+    """A trigger left open in one loop (its generator never closed) must not lend its client to the next loop."""
+    task_id = emu.alibaba.add_task(lifecycle=[("RUNNING", 1), ("SUCCESS", 0)])
+    first = _trigger(ROS, {}, "ai_task", {"ai_task_id": task_id})
+
+    async def leave_open():
+        gen = first.run()
+        await gen.__anext__()  # the event; the generator is left suspended, its hook still held
+        return gen
+
+    kept = asyncio.run(leave_open())
+    second = run_trigger(_trigger(ROS, {}, "ai_task", {"ai_task_id": task_id}))
+    assert second["event"] == "terminal", second
+    del kept
 
 
 def test_the_status_kind_must_be_one_the_hook_knows(emu):
