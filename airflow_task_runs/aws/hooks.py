@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -143,6 +143,11 @@ def _mapped(operation: str, what: str = "", cloud: str = CLOUD) -> Iterator[None
 def _is_terminal(task_status: str) -> bool:
     state = TASK_STATES.lookup(task_status)
     return state is not None and state.is_terminal
+
+
+def _listed_status(item: TaskListItem, run_id: str) -> RunStatus:
+    """A task still going, as ``ListRunTasks`` shows it (ended tasks are read with GetRunTask)."""
+    return TASK_STATES.status(item.status, details={"runId": run_id, **item.model_dump(mode="json", exclude_none=True)})
 
 
 def _strip(response: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -371,6 +376,45 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         task = await self.aget_run_task(run_id, run_task_id)
         run = await self.aget_run(run_id) if _is_terminal(task.status) else None
         return self.task_status_of(task, run_id, run)
+
+    # -- coalesced polling: one ListRunTasks answers every watched task of a run --------------
+    def batch_key(self, kind: str, ref: Mapping[str, Any]) -> Hashable | None:
+        """Task watches of one run share its ``ListRunTasks``; run watches are polled alone."""
+        return ("tasks", str(ref.get("run_id"))) if kind == "task" else None
+
+    async def arun_statuses(self, kind: str, refs: Sequence[Mapping[str, Any]]) -> list[RunStatus | BaseException]:
+        """Every watched task of one run from one ``ListRunTasks`` (all its pages).
+
+        A task still going is answered from the list. A task the list shows ended is read once
+        with ``GetRunTask`` (and the run once with ``GetRun`` for all of them), so its event has
+        the same details as a task polled alone (``logStream``, ``failureReason``...). A task the
+        list does not show is polled alone, its own not-found error included.
+        """
+        from airflow_task_runs.core.shared import gather_statuses
+
+        if kind != "task":
+            return await super().arun_statuses(kind, refs)
+        run_id = str(refs[0]["run_id"])
+        listed = {item.taskId: item for item in await self.alist_run_tasks(run_id)}
+        ended = [
+            ref for ref in refs if ref["run_task_id"] in listed and _is_terminal(listed[ref["run_task_id"]].status)
+        ]
+        alone = [ref for ref in refs if ref["run_task_id"] not in listed]
+        run = await self.aget_run(run_id) if ended else None
+
+        async def ended_status(ref: Mapping[str, Any]) -> RunStatus:
+            return self.task_status_of(await self.aget_run_task(run_id, ref["run_task_id"]), run_id, run)
+
+        answers: dict[int, RunStatus | BaseException] = {}
+        for group, results in (
+            (ended, await gather_statuses(ended_status, ended)),
+            (alone, await gather_statuses(lambda ref: self.aget_task_status(**ref), alone)),
+        ):
+            answers.update(zip(map(id, group), results, strict=True))
+        return [
+            answers[id(ref)] if id(ref) in answers else _listed_status(listed[ref["run_task_id"]], run_id)
+            for ref in refs
+        ]
 
     # -- helpers for the operators -----------------------------------------------------------
     def logs_client(self) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_task_runs.core.connection_test import ConnectionProbe, check_choice, run_probe, single_attempt
@@ -23,6 +23,9 @@ DEFAULT_OBJECT_STORAGE_ENDPOINT = "https://kr.object.ncloudstorage.com"
 DEFAULT_OBJECT_STORAGE_REGION = "kr-standard"
 NCP_REGIONS = ("kr-standard", "us-standard", "sg-standard", "jp-standard", "de-standard")
 API_PREFIX = "/api/v1"
+#: NCLUE's largest list page, and how many pages one coalesced round may read at most
+LIST_PAGE = 100
+MAX_LIST_PAGES = 20
 
 TASK_RUN_STATES = StatusTable(
     "NCP NCLUE",
@@ -126,6 +129,12 @@ def _may_have_been_received(exc: BaseException) -> bool:
             return exc.code not in ("ConnectError", "ConnectTimeout")  # a refused connection sent nothing
         return exc.status_code == 408 or exc.status_code >= 500
     return False
+
+
+def _oldest_first(runs: Sequence[TaskRun]) -> bool:
+    """Whether a list page runs oldest first (its ``created_at`` rises); unknown counts as newest first."""
+    stamps = [run.created_at for run in runs if run.created_at]
+    return len(stamps) >= 2 and stamps[0] < stamps[-1]
 
 
 class NclueHook(HttpTaskRunHook):
@@ -267,6 +276,60 @@ class NclueHook(HttpTaskRunHook):
 
     async def aget_status(self, run_id: str) -> RunStatus:
         return self.status_of(await self.aget_task_run(run_id))
+
+    # -- coalesced polling: the newest list pages answer every watch on the connection ------
+    def batch_key(self, kind: str, ref: Mapping[str, Any]) -> Hashable | None:
+        """Every task-run watch on this connection can share the list pages."""
+        return "task-runs" if kind == "task_run" else None
+
+    async def arun_statuses(self, kind: str, refs: Sequence[Mapping[str, Any]]) -> list[RunStatus | BaseException]:
+        """The newest ``GET /task-runs`` pages (limit 100) for all, ``GET /task-runs/{id}`` for runs not in them.
+
+        The list is read once per round whatever the number of watches: as many pages as the
+        watches could fill, plus one, at most :data:`MAX_LIST_PAGES`. A list call that fails
+        (after the session's retries, made once for everyone) fails the round for every watch.
+        """
+        from airflow_task_runs.core.shared import gather_statuses
+
+        wanted = {str(ref.get("run_id")) for ref in refs}
+        found = await self._anewest_runs(wanted)
+        missing = [ref for ref in refs if str(ref.get("run_id")) not in found]
+        fallback = await gather_statuses(lambda ref: self.aget_status(**ref), missing)
+        alone = dict(zip((str(ref.get("run_id")) for ref in missing), fallback, strict=True))
+        return [
+            self.status_of(found[run_id]) if run_id in found else alone[run_id]
+            for run_id in (str(ref.get("run_id")) for ref in refs)
+        ]
+
+    async def _anewest_runs(self, wanted: set[str]) -> dict[str, TaskRun]:
+        """The watched runs found in the newest list pages, by id.
+
+        NCLUE's page does not say its order, so the hook reads it from ``created_at``: newest
+        first, the newest pages start at index 0; oldest first, they are the last ones (read from
+        the end, never overlapping page 0, so no run is seen twice in a round).
+        """
+        budget = min(MAX_LIST_PAGES, len(wanted) // LIST_PAGE + 2)
+        first = await self.alist_task_runs(index=0, limit=LIST_PAGE)
+        found = {run.run_id: run for run in first.runs if run.run_id in wanted}
+        pages = 1
+        if _oldest_first(first.runs):
+            end = first.total
+            while end > LIST_PAGE and pages < budget and len(found) < len(wanted):
+                start = max(LIST_PAGE, end - LIST_PAGE)
+                page = await self.alist_task_runs(index=start, limit=end - start)
+                found.update((run.run_id, run) for run in page.runs if run.run_id in wanted)
+                pages += 1
+                end = start
+        else:
+            index = len(first.runs)
+            while index < first.total and pages < budget and len(found) < len(wanted):
+                page = await self.alist_task_runs(index=index, limit=LIST_PAGE)
+                if not page.runs:
+                    break
+                found.update((run.run_id, run) for run in page.runs if run.run_id in wanted)
+                index += len(page.runs)
+                pages += 1
+        return found
 
     # -- create and cancel (NCP pages "Create task run" and "Delete task run") ---------------
     def find_task_runs(self, name: str, task_id: str | None = None, feature_id: str | None = None) -> list[TaskRun]:

@@ -410,10 +410,13 @@ class HealthOmicsEmulator(EmulatorServer):
             return _error(400, "ValidationException", "maxResults and startingToken must be integers")
         if not 1 <= size <= 100:
             return _error(400, "ValidationException", "maxResults must be between 1 and 100")
-        tasks = [t.as_json(t.lifecycle.current(), listing=True) for t in run.tasks.values()]
+        tasks = list(run.tasks.values())
         if query.get("status"):
-            tasks = [t for t in tasks if t["status"] == query["status"]]
-        body: dict[str, Any] = {"items": tasks[start : start + size]}
+            tasks = [t for t in tasks if t.lifecycle.current() == query["status"]]
+        # a listed task's status is read, as by GetRunTask: its lifecycle moves on
+        body: dict[str, Any] = {
+            "items": [t.as_json(t.lifecycle.advance(), listing=True) for t in tasks[start : start + size]]
+        }
         if start + size < len(tasks):
             body["nextToken"] = str(start + size)
         return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/json", **headers})
