@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
+from airflow_task_runs.core.botocore_errors import api_error
 from airflow_task_runs.core.errors import ApiError
 from airflow_task_runs.core.hooks import RunStatusMixin, StatusPair
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
@@ -25,8 +26,14 @@ if TYPE_CHECKING:
     from botocore.config import Config
 
     from airflow_task_runs.aws.models import Run, RunTask, TaskListItem
+    from airflow_task_runs.core.http import RetryPolicy, Timeouts
 
 CLOUD = "AWS HealthOmics"
+LOGS = "AWS CloudWatch Logs"
+S3 = "AWS S3"
+#: GetLogEvents paging bounds (a page holds up to 10,000 events / 1 MB)
+DEFAULT_MAX_LOG_PAGES = 10_000
+DEFAULT_MAX_LOG_SECONDS = 3600.0
 DEFAULT_LOG_GROUP = "/aws/omics/WorkflowLog"
 #: botocore retry settings used when neither the hook nor the connection sets ``retries``
 DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 5}
@@ -93,51 +100,45 @@ def failure_reason(failure: str | None, message: str | None) -> str | None:
     return ": ".join(parts)
 
 
-def api_error(exc: Exception, operation: str, what: str = "", cloud: str = CLOUD) -> Exception:
-    """A botocore error as the core :class:`ApiError`: the API's error name, HTTP status, request id."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-    suffix = f" ({what})" if what else ""
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {}) or {}
-        meta = exc.response.get("ResponseMetadata", {}) or {}
-        status = meta.get("HTTPStatusCode")
-        code = err.get("Code") or None
-        message = err.get("Message") or f"{operation} failed"
-        hint = ""
-        if code == "ResourceNotFoundException" and cloud == CLOUD:
-            hint = "; check the run id / task id and the region of the connection"
-        elif code in ("AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"):
-            hint = "; check the aws connection's credentials and that its role allows this call"
-        return ApiError(
-            cloud=cloud,
-            status_code=int(status) if status is not None else None,
-            code=code,
-            message=f"{operation}{suffix}: {message}{hint}",
-            request_id=meta.get("RequestId") or None,
-            retryable=code in ("ThrottlingException", "InternalServerException", "RequestTimeoutException"),
-        )
-    if isinstance(exc, NoCredentialsError):
-        return ApiError(
-            cloud=cloud,
-            status_code=None,
-            code="NoCredentials",
-            message=f"{operation}{suffix}: no AWS credentials found; set them in the aws connection "
-            "(login/password or role_arn) or in the worker's environment",
-        )
-    if isinstance(exc, BotoCoreError):
-        return ApiError(cloud=cloud, status_code=None, code=type(exc).__name__, message=f"{operation}{suffix}: {exc}")
-    return exc
-
-
 @contextlib.contextmanager
-def _mapped(operation: str, what: str = "", cloud: str = CLOUD) -> Iterator[None]:
+def _mapped(operation: str, what: str = "", cloud: str = CLOUD, host: str | None = None) -> Iterator[None]:
+    """botocore, transport and parse errors as one :class:`ApiError`; ours pass through, named."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from pydantic import ValidationError
 
     try:
         yield
-    except (ClientError, BotoCoreError) as exc:
-        raise api_error(exc, operation, what, cloud) from None
+    except ApiError as exc:  # raised by the guards: name the call
+        if exc.operation is None:
+            exc.operation = operation
+            exc.message = f"{exc.message}{f' ({what})' if what else ''}"
+            exc.refresh()
+        raise
+    except (ClientError, BotoCoreError, ValidationError, RecursionError) as exc:
+        raise api_error(exc, operation, what, cloud, host, hint_not_found=cloud == CLOUD) from None
+
+
+def _log_page(page: dict[str, Any], what: str, host: str | None) -> dict[str, Any]:
+    """A GetLogEvents page as CloudWatch always sends it (``events`` and ``nextForwardToken``), or an error."""
+    from airflow_task_runs.core.errors import MalformedResponseError
+
+    events, token = page.get("events"), page.get("nextForwardToken")
+    if isinstance(events, list) and isinstance(token, str) and token:
+        return page
+    _, request_id = _strip(page)
+    missing = [name for name, ok in (("events", isinstance(events, list)), ("nextForwardToken", bool(token))) if not ok]
+    shown = {k: v for k, v in page.items() if k != "ResponseMetadata"}
+    raise MalformedResponseError(
+        cloud=LOGS,
+        status_code=200,
+        code=None,
+        message=f"GetLogEvents ({what}) answered without {' and '.join(missing)}, which CloudWatch always sends "
+        f"(keys: {sorted(shown)[:5]}; a cut or garbled page, or another server answering): nothing was kept",
+        request_id=request_id,
+        host=host,
+        operation="GetLogEvents",
+        retryable=True,
+    )
 
 
 def _is_terminal(task_status: str) -> bool:
@@ -183,19 +184,52 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         self._async_stack: contextlib.AsyncExitStack | None = None
         self._async_client: Any = None
         self._async_client_lock: asyncio.Lock | None = None
+        self._logs_client: Any = None
+        self._s3_client: Any = None
 
     # -- client configuration ----------------------------------------------------------------
     def _get_config(self, config: Config | None = None) -> Config:
-        """Default retries; no ``workflows-`` host prefix on a custom endpoint (it would mangle the host)."""
+        """The connection's RetryPolicy as botocore settings; no ``workflows-`` prefix on a custom endpoint."""
         from botocore.config import Config
 
-        merged = super()._get_config(config)
-        extra: dict[str, Any] = {}
-        if merged.retries is None:
-            extra["retries"] = dict(DEFAULT_RETRIES)
-        if self.endpoint_url:
-            extra["inject_host_prefix"] = False
-        return merged.merge(Config(**extra)) if extra else merged
+        merged = self._with_policy(super()._get_config(config))
+        return merged.merge(Config(inject_host_prefix=False)) if self.endpoint_url else merged
+
+    def _policy(self) -> tuple[RetryPolicy, Timeouts]:
+        """The connection's retry policy and timeouts (extras ``retry_max_attempts``, ``read_timeout``, ...)."""
+        from airflow_task_runs.core.http import RetryPolicy, Timeouts
+
+        extra = self.conn_config.extra_config or {}
+        return RetryPolicy.from_extra(extra), Timeouts.from_extra(extra)
+
+    def _with_policy(self, config: Config) -> Config:
+        """``config`` with the policy's retries and timeouts wherever the user did not set them."""
+        from botocore.config import Config
+
+        policy, timeouts = self._policy()
+        defaults = policy.botocore_config(timeouts)
+        chosen = getattr(config, "_user_provided_options", {})
+        missing = {name: value for name, value in defaults.items() if name not in chosen}
+        return config.merge(Config(**missing)) if missing else config
+
+    @property
+    def budget(self) -> float:
+        """Seconds one call may take, retries included (``retry_max_elapsed`` + ``read_timeout``)."""
+        policy, timeouts = self._policy()
+        return policy.budget(timeouts)
+
+    def _max_response_bytes(self) -> int:
+        from airflow_task_runs.core.http import max_response_bytes
+
+        return max_response_bytes(self.conn_config.extra_config or {})
+
+    def _guarded(self, client: Any, cloud: str, json_protocol: bool = True) -> Any:
+        from airflow_task_runs.aws import botocore_guard
+
+        self._mask_credentials(client)
+        return botocore_guard.install(
+            client, cloud=cloud, max_bytes=self._max_response_bytes(), json_protocol=json_protocol
+        )
 
     @property
     def endpoint_url(self) -> str | None:
@@ -203,11 +237,20 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         url: str | None = self.conn_config.get_service_endpoint_url(service_name="omics")
         return url
 
-    def _mask_credentials(self) -> None:
+    def _mask_credentials(self, client: Any = None) -> None:
+        """Register the connection's secrets and, once a client exists, the credentials it signs with
+        (assumed-role keys and session tokens never appear in the connection)."""
         from airflow_task_runs.core.secrets import mask_secrets
 
         cfg = self.conn_config
         mask_secrets(cfg.aws_secret_access_key, cfg.aws_session_token)
+        credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+        if credentials is not None:
+            frozen = credentials.get_frozen_credentials()
+            if hasattr(frozen, "close") and not hasattr(frozen, "secret_key"):  # aiobotocore: see aclient()
+                frozen.close()
+                return
+            mask_secrets(frozen.secret_key, frozen.token)
 
     @property
     def client(self) -> Any:
@@ -215,7 +258,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         self._mask_credentials()
         from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
 
-        return support_output_uri_prefix_mode(self.conn)
+        return self._guarded(support_output_uri_prefix_mode(self.conn), CLOUD)
 
     async def aclient(self) -> Any:
         """The aiobotocore ``omics`` client, opened once and kept until :meth:`aclose`.
@@ -239,8 +282,43 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
                 from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
 
                 support_output_uri_prefix_mode(client)
+                from airflow_task_runs.aws import botocore_guard
+
+                max_bytes = await sync_to_async(self._max_response_bytes)()
+                botocore_guard.install(client, cloud=CLOUD, max_bytes=max_bytes, sync=False)
+                credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+                if credentials is not None:
+                    from airflow_task_runs.core.secrets import mask_secrets
+
+                    frozen = await credentials.get_frozen_credentials()
+                    await sync_to_async(mask_secrets)(frozen.secret_key, frozen.token)
                 self._async_client, self._async_stack = client, stack
         return self._async_client
+
+    @contextlib.contextmanager
+    def _call(self, operation: str, what: str, client: Any, cloud: str = CLOUD) -> Iterator[None]:
+        """One sync call: errors mapped (naming the host), and bounded by the budget (the guards read it)."""
+        from airflow_task_runs.core.http import request_deadline
+
+        with _mapped(operation, what, cloud, client.meta.endpoint_url), request_deadline(self.budget):
+            yield
+
+    async def _abounded(self, call: Any) -> Any:
+        """An aiobotocore call within the budget: cancelled (and named) when it runs past it."""
+        import asyncio
+
+        budget = self.budget
+        try:
+            return await asyncio.wait_for(call, budget)
+        except asyncio.TimeoutError:
+            raise ApiError(
+                cloud=CLOUD,
+                status_code=None,
+                code="Timeout",
+                message=f"no complete answer within the call's time budget of {budget:g} s (retry_max_elapsed + "
+                "read_timeout), retries included: the service is too slow or trickling its answer",
+                host=self._async_client.meta.endpoint_url if self._async_client is not None else None,
+            ) from None
 
     async def aclose(self) -> None:
         """Close the async client; safe to call more than once (the core trigger calls it)."""
@@ -281,26 +359,28 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
     def get_run(self, run_id: str) -> Run:
         """``GetRun``: the run, with its ``uuid``, ``outputUri`` and status."""
         self._check_ids(run_id)
-        with _mapped("GetRun", f"run {run_id}"):
-            return self._run(self.client.get_run(id=run_id))
+        client = self.client
+        with self._call("GetRun", f"run {run_id}", client):
+            return self._run(client.get_run(id=run_id))
 
     async def aget_run(self, run_id: str) -> Run:
         self._check_ids(run_id)
         client = await self.aclient()
-        with _mapped("GetRun", f"run {run_id}"):
-            return self._run(await client.get_run(id=run_id))
+        with _mapped("GetRun", f"run {run_id}", host=client.meta.endpoint_url):
+            return self._run(await self._abounded(client.get_run(id=run_id)))
 
     def get_run_task(self, run_id: str, run_task_id: str) -> RunTask:
         """``GetRunTask``: one task of a run, every field of the API page and of botocore's shape."""
         self._check_ids(run_id, run_task_id)
-        with _mapped("GetRunTask", f"run {run_id}, task {run_task_id}"):
-            return self._run_task(self.client.get_run_task(id=run_id, taskId=run_task_id))
+        client = self.client
+        with self._call("GetRunTask", f"run {run_id}, task {run_task_id}", client):
+            return self._run_task(client.get_run_task(id=run_id, taskId=run_task_id))
 
     async def aget_run_task(self, run_id: str, run_task_id: str) -> RunTask:
         self._check_ids(run_id, run_task_id)
         client = await self.aclient()
-        with _mapped("GetRunTask", f"run {run_id}, task {run_task_id}"):
-            return self._run_task(await client.get_run_task(id=run_id, taskId=run_task_id))
+        with _mapped("GetRunTask", f"run {run_id}, task {run_task_id}", host=client.meta.endpoint_url):
+            return self._run_task(await self._abounded(client.get_run_task(id=run_id, taskId=run_task_id)))
 
     def list_run_tasks(self, run_id: str, status: str | None = None) -> list[TaskListItem]:
         """``ListRunTasks``, every page; ``status`` filters on the task's status word."""
@@ -311,8 +391,9 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         if status:
             params["status"] = status
         items: list[TaskListItem] = []
-        with _mapped("ListRunTasks", f"run {run_id}"):
-            for page in self.client.get_paginator("list_run_tasks").paginate(**params):
+        client = self.client
+        with self._call("ListRunTasks", f"run {run_id}", client):
+            for page in client.get_paginator("list_run_tasks").paginate(**params):
                 items.extend(TaskListItem.model_validate(item) for item in page.get("items", []))
         return items
 
@@ -325,9 +406,13 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
             params["status"] = status
         client = await self.aclient()
         items: list[TaskListItem] = []
-        with _mapped("ListRunTasks", f"run {run_id}"):
+
+        async def every_page() -> None:
             async for page in client.get_paginator("list_run_tasks").paginate(**params):
                 items.extend(TaskListItem.model_validate(item) for item in page.get("items", []))
+
+        with _mapped("ListRunTasks", f"run {run_id}", host=client.meta.endpoint_url):
+            await self._abounded(every_page())
         return items
 
     # -- status (the core contract) ----------------------------------------------------------
@@ -417,52 +502,94 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         ]
 
     # -- helpers for the operators -----------------------------------------------------------
-    def logs_client(self) -> Any:
-        """A CloudWatch Logs client on the same connection (``service_config.logs`` endpoint honoured)."""
-        return AwsBaseHook(
+    def _service_client(self, client_type: str) -> Any:
+        """A client of another service on the same connection, under the same RetryPolicy and budget."""
+        hook = AwsBaseHook(
             aws_conn_id=self.aws_conn_id,
             region_name=self._region_name,
             verify=self._verify,
-            client_type="logs",
-            config=self._config,
-        ).conn
+            client_type=client_type,
+            config=self._with_policy(AwsBaseHook._get_config(self, self._config)),
+        )
+        return hook.conn
+
+    def logs_client(self) -> Any:
+        """A CloudWatch Logs client on the same connection (``service_config.logs`` endpoint honoured)."""
+        if self._logs_client is None:
+            self._logs_client = self._guarded(self._service_client("logs"), LOGS)
+        return self._logs_client
 
     def s3_client(self) -> Any:
         """An S3 client on the same connection (``service_config.s3`` endpoint honoured)."""
-        return AwsBaseHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self._region_name,
-            verify=self._verify,
-            client_type="s3",
-            config=self._config,
-        ).conn
+        if self._s3_client is None:
+            self._s3_client = self._guarded(self._service_client("s3"), S3, json_protocol=False)
+        return self._s3_client
 
     def iter_log_events(
-        self, log_group: str, log_stream: str, page_size: int | None = None
+        self,
+        log_group: str,
+        log_stream: str,
+        page_size: int | None = None,
+        *,
+        max_pages: int = DEFAULT_MAX_LOG_PAGES,
+        max_seconds: float = DEFAULT_MAX_LOG_SECONDS,
     ) -> Iterator[dict[str, Any]]:
-        """Every event of a log stream, oldest first: ``nextForwardToken`` is followed until it repeats."""
+        """Every event of a log stream, oldest first, or an error: never a log cut short.
+
+        CloudWatch answers every page with ``events`` and a ``nextForwardToken``, and marks the
+        end by returning the token it was sent. Any other page (no token, no events, a cut or
+        HTML body that botocore would turn into ``{"message": ...}``) is a
+        :class:`MalformedResponseError`; a page that arrived garbled is asked again (same token,
+        the connection's RetryPolicy). Paging stops with an error after ``max_pages`` pages or
+        ``max_seconds`` without the token repeating.
+        """
+        import time
+
+        from airflow_task_runs.core.errors import MalformedResponseError
+        from airflow_task_runs.core.http import RetryRules
+
         client = self.logs_client()
         params: dict[str, Any] = {"logGroupName": log_group, "logStreamName": log_stream, "startFromHead": True}
         if page_size:
             params["limit"] = page_size
+        policy, _ = self._policy()
+        rules = RetryRules(policy, LOGS, only=lambda exc: isinstance(exc, MalformedResponseError))
         token: str | None = None
         what = f"log group {log_group}, stream {log_stream}"
-        while True:
+        started = time.monotonic()
+        pages = 0
+        while pages < max_pages and time.monotonic() - started <= max_seconds:
+            pages += 1
             call = dict(params, nextToken=token) if token else params
-            with _mapped("GetLogEvents", what, "AWS CloudWatch Logs"):
-                page = client.get_log_events(**call)
-            yield from page.get("events", [])
-            next_token = page.get("nextForwardToken")
-            if not next_token or next_token == token:
+
+            def page_of(call: dict[str, Any] = call) -> dict[str, Any]:
+                with self._call("GetLogEvents", what, client, LOGS):
+                    return _log_page(client.get_log_events(**call), what, client.meta.endpoint_url)
+
+            page = rules.retrying()(page_of)
+            yield from page["events"]
+            next_token = page["nextForwardToken"]
+            if next_token == token:
                 return
             token = next_token
+        raise ApiError(
+            cloud=LOGS,
+            status_code=None,
+            code="LogPagingLimit",
+            message=f"GetLogEvents ({what}): still paging after {pages} page(s) and "
+            f"{time.monotonic() - started:.0f} s without CloudWatch repeating nextForwardToken (the end of the "
+            f"stream); nothing was kept. The limits are max_log_pages={max_pages}, max_log_seconds={max_seconds:g}: "
+            "raise them if the log really is that long",
+            host=client.meta.endpoint_url,
+            operation="GetLogEvents",
+        )
 
     def iter_output_uris(self, output_uri: str, page_size: int | None = None) -> Iterator[str]:
         """``s3://`` URIs of every object under ``output_uri``, all pages of ListObjectsV2."""
         bucket, prefix = parse_s3_uri(output_uri)
         client = self.s3_client()
         pagination = {"PageSize": page_size} if page_size else {}
-        with _mapped("ListObjectsV2", output_uri, "AWS S3"):
+        with _mapped("ListObjectsV2", output_uri, S3, client.meta.endpoint_url):
             pages = client.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=prefix, PaginationConfig=pagination
             )
@@ -483,8 +610,9 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         body, and HealthOmics starts one run per token, so a retried call never starts a second run.
         """
         what = f"workflow {request.get('workflowId') or request.get('runId')}, requestId {request.get('requestId')}"
-        with _mapped("StartRun", what):
-            body, request_id = _strip(self.client.start_run(**request))
+        client = self.client
+        with self._call("StartRun", what, client):
+            body, request_id = _strip(client.start_run(**request))
         self.log.info("Started HealthOmics run %s (%s) [request id %s]", body.get("id"), what, request_id)
         return body
 
@@ -496,8 +624,9 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         """``CancelRun`` unless the run has ended already; ``False`` then (nothing to cancel)."""
         if not self._cancel_needed(self.get_run(run_id)):
             return False
-        with _mapped("CancelRun", f"run {run_id}"):
-            self.client.cancel_run(id=run_id)
+        client = self.client
+        with self._call("CancelRun", f"run {run_id}", client):
+            client.cancel_run(id=run_id)
         self.log.info("Cancelled HealthOmics run %s", run_id)
         return True
 
@@ -505,8 +634,8 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         if not self._cancel_needed(await self.aget_run(run_id)):
             return False
         client = await self.aclient()
-        with _mapped("CancelRun", f"run {run_id}"):
-            await client.cancel_run(id=run_id)
+        with _mapped("CancelRun", f"run {run_id}", host=client.meta.endpoint_url):
+            await self._abounded(client.cancel_run(id=run_id))
         self.log.info("Cancelled HealthOmics run %s", run_id)
         return True
 

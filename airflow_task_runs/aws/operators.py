@@ -117,6 +117,8 @@ class HealthOmicsFetchTaskLogOperator(WritesOutputs, _HealthOmicsOperator):
     :param asset_alias: an ``AssetAlias`` name that gets the written log as an Asset event.
     :param log_group: the group of a bare stream name (default ``/aws/omics/WorkflowLog``).
     :param page_size: events per GetLogEvents call (``limit``); ``None`` is CloudWatch's default.
+    :param max_log_pages: / :param max_log_seconds: stop paging with an error past this many
+        GetLogEvents pages (default 10,000) or seconds (default 3600) without reaching the end.
     :param allow_unfinished: fetch the log of a task that has not ended yet. Off by default: a
         running task's log is incomplete, and written out it would look complete.
     :param aws_conn_id: an ``aws`` connection; ``service_config.logs`` in its extra is honoured.
@@ -143,11 +145,15 @@ class HealthOmicsFetchTaskLogOperator(WritesOutputs, _HealthOmicsOperator):
         log_group: str | None = None,
         page_size: int | None = None,
         allow_unfinished: bool = False,
+        max_log_pages: int | None = None,
+        max_log_seconds: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(run_id=run_id, **kwargs)
         check_literal_ids(run_task_id=run_task_id)
         self.allow_unfinished = allow_unfinished
+        self.max_log_pages = max_log_pages
+        self.max_log_seconds = max_log_seconds
         if page_size is not None and not 1 <= page_size <= 10000:
             raise ValueError(f"page_size must be from 1 to 10000 (CloudWatch's bound), got {page_size!r}")
         self.run_task_id = run_task_id
@@ -185,7 +191,12 @@ class HealthOmicsFetchTaskLogOperator(WritesOutputs, _HealthOmicsOperator):
         counts = {"lines": 0, "size": 0}
 
         def lines() -> Iterator[bytes]:
-            for event in hook.iter_log_events(group, stream, self.page_size):
+            limits: dict[str, Any] = {}
+            if self.max_log_pages is not None:
+                limits["max_pages"] = self.max_log_pages
+            if self.max_log_seconds is not None:
+                limits["max_seconds"] = self.max_log_seconds
+            for event in hook.iter_log_events(group, stream, self.page_size, **limits):
                 line = (str(event.get("message", "")).rstrip("\n") + "\n").encode("utf-8")
                 counts["lines"] += 1
                 counts["size"] += len(line)

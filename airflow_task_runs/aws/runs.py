@@ -165,8 +165,10 @@ def _read_prefix_mode(response_dict: dict[str, Any], customized_response_dict: d
     body = response_dict.get("body")
     if not body or response_dict.get("status_code", 500) >= 300:
         return
+    from airflow_task_runs.core import bounded_json
+
     try:
-        parsed = json.loads(body)
+        parsed = bounded_json.loads(body)  # a hostile depth is refused by the guard's check right after
     except (TypeError, ValueError):
         return
     if isinstance(parsed, dict) and isinstance(parsed.get(PREFIX_MODE), str):

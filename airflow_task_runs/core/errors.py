@@ -55,9 +55,9 @@ class ApiError(TaskRunsError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        call = f"{self.method} {self.host or ''}{self.path}" if self.method and self.path else ""
+        call = f"{self.method} {self.host or ''}{self.path}" if self.method and self.path else self.host or ""
         where = ", ".join(part for part in (self.operation, call) if part)
-        where = f" ({where})" if where else (f" (host {self.host})" if self.host else "")
+        where = f" ({where})" if where else ""
         status = f"HTTP {self.status_code}" if self.status_code is not None else "no HTTP response"
         code = f" {self.code}" if self.code else ""
         rid = f" [request id {self.request_id}]" if self.request_id else ""
@@ -66,6 +66,16 @@ class ApiError(TaskRunsError):
     def refresh(self) -> None:
         """Rebuild the message after a field changed (e.g. a note appended to ``message``)."""
         self.args = (self._describe(),)
+
+
+def model_problem(exc: BaseException) -> str:
+    """A pydantic ValidationError (or a RecursionError) in a few words: how many problems, the first."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return "nested too deep"
+    first = errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return f"{exc.error_count()} problem(s), first: {where}: {first['msg']}"  # type: ignore[attr-defined]
 
 
 class MalformedResponseError(ApiError):

@@ -6,6 +6,7 @@ retry; they plug those in through :class:`ApiDialect`. Everything else is here, 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import email.utils
 import functools
@@ -24,7 +25,7 @@ import httpx
 import tenacity
 
 from airflow_task_runs.core import bounded_json
-from airflow_task_runs.core.errors import ApiError, MalformedResponseError
+from airflow_task_runs.core.errors import ApiError, MalformedResponseError, model_problem
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,30 @@ def _bounded(timeout: float | None, expired: type[Exception]) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
+@contextmanager
+def request_deadline(budget: float) -> Iterator[float]:
+    """Bound everything inside (sends, reads, retries, waits) by ``budget`` seconds from now.
+
+    Nested uses share the outermost deadline, so a caller that retries a whole exchange
+    (e.g. OCI's fetchOutput re-reading the body) stays within one budget too.
+    """
+    current = _DEADLINE.get()
+    if current is not None:
+        yield current
+        return
+    token = _DEADLINE.set(time.monotonic() + budget)
+    try:
+        yield _DEADLINE.get() or 0.0
+    finally:
+        _DEADLINE.reset(token)
+
+
+def deadline_left() -> float | None:
+    """Seconds left of the current request's budget (None: no budget set)."""
+    deadline = _DEADLINE.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
 def deadline_expired() -> bool:
     deadline = _DEADLINE.get()
     return deadline is not None and time.monotonic() >= deadline
@@ -332,6 +357,79 @@ def bound_by_deadline(client: httpx.Client | httpx.AsyncClient) -> None:
             pool._network_backend = _AsyncDeadlineBackend(backend)  # type: ignore[union-attr]
         else:
             pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+
+
+class RetryRules:
+    """How a :class:`RetryPolicy` is applied (tenacity): which errors, how long to wait, when to stop.
+
+    The one retry mechanism: the httpx session uses it for every call, the AWS hook for what
+    botocore cannot retry itself (a page whose body turned out cut or garbled).
+    """
+
+    def __init__(self, retry: RetryPolicy, cloud: str, only: Callable[[BaseException], bool] | None = None) -> None:
+        self.retry = retry
+        self.cloud = cloud
+        self._only = only
+
+    def _should_retry(self, exc: BaseException) -> bool:
+        if self._only is not None and not self._only(exc):
+            return False
+        if isinstance(exc, httpx.TransportError):
+            return not deadline_expired()
+        return isinstance(exc, ApiError) and exc.retryable
+
+    def _wait_bound(self, state: tenacity.RetryCallState) -> tuple[float, bool]:
+        """(longest wait before the next attempt, whether the server fixed it by Retry-After)."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ApiError) and exc.retry_after is not None:
+            return exc.retry_after, True
+        return min(self.retry.backoff_max, self.retry.backoff_initial * (2 ** (state.attempt_number - 1))), False
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        bound, fixed = self._wait_bound(state)
+        return bound if fixed else random.uniform(0, bound)  # full jitter
+
+    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        sleep = state.next_action.sleep if state.next_action else 0
+        log.warning(
+            "%s request failed (%s); retry %d of %d in %.1fs",
+            self.cloud,
+            exc,
+            state.attempt_number,
+            self.retry.max_attempts - 1,
+            sleep,
+        )
+
+    def _stop(self, state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= self.retry.max_attempts or deadline_expired():
+            return True
+        # Do not start a wait that would end past the total budget.
+        upcoming, fixed = self._wait_bound(state) if state.outcome else (0.0, False)
+        exc = state.outcome.exception() if state.outcome else None
+        if fixed and isinstance(exc, ApiError) and upcoming > self.retry.retry_after_cap:
+            exc.message += (
+                f" (the server asked to retry after {upcoming:g} s, more than the {self.retry.retry_after_cap:g} s "
+                "allowed: not retried; raise retry_max_elapsed or retry_after_max to wait that long)"
+            )
+            exc.refresh()
+            return True
+        return ((state.seconds_since_start or 0.0) + upcoming) > self.retry.max_elapsed
+
+    def _retry_options(self, retry_ok: bool) -> dict[str, Any]:
+        return {
+            "retry": tenacity.retry_if_exception(self._should_retry) if retry_ok else tenacity.retry_never,
+            "stop": self._stop,
+            "wait": self._wait,
+            "before_sleep": self._before_sleep,
+            "reraise": True,
+        }
+
+    def retrying(self, retry_ok: bool = True) -> tenacity.Retrying:
+        return tenacity.Retrying(**self._retry_options(retry_ok))
+
+    def aretrying(self, retry_ok: bool = True) -> tenacity.AsyncRetrying:
+        return tenacity.AsyncRetrying(**self._retry_options(retry_ok))
 
 
 # -- transport and parse errors, mapped once -------------------------------------------------
@@ -472,26 +570,18 @@ class ApiSession:
         return f"{self.base_url}{path}" + (f"?{query}" if query else "")
 
     @property
+    def rules(self) -> RetryRules:
+        """How :attr:`retry` is applied (built on use: a caller may replace ``retry``)."""
+        return RetryRules(self.retry, self.dialect.cloud)
+
+    @property
     def budget(self) -> float:
         """Seconds one request may take in all, retries included."""
         return self.retry.budget(self.timeouts)
 
-    @contextmanager
-    def deadline(self) -> Iterator[float]:
-        """Bound everything inside (sends, reads, retries, waits) by one request budget.
-
-        Nested uses share the outermost deadline, so a caller that retries a whole exchange
-        (e.g. OCI's fetchOutput re-reading the body) stays within one budget too.
-        """
-        current = _DEADLINE.get()
-        if current is not None:
-            yield current
-            return
-        token = _DEADLINE.set(time.monotonic() + self.budget)
-        try:
-            yield _DEADLINE.get() or 0.0
-        finally:
-            _DEADLINE.reset(token)
+    def deadline(self) -> contextlib.AbstractContextManager[float]:
+        """Bound everything inside (sends, reads, retries, waits) by one request budget."""
+        return request_deadline(self.budget)
 
     # -- requests ----------------------------------------------------------------------------
     def request_json(
@@ -737,12 +827,7 @@ class ApiSession:
         try:
             model = cls.model_validate(body)
         except (ValidationError, RecursionError) as exc:
-            if isinstance(exc, ValidationError):
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "body"
-                problem = f"{exc.error_count()} problem(s), first: {where}: {first['msg']}"
-            else:
-                problem = "nested too deep"
+            problem = model_problem(exc)
             raise MalformedResponseError(
                 cloud=self.dialect.cloud,
                 status_code=response.status_code,
@@ -856,64 +941,12 @@ class ApiSession:
         )
         raise err
 
-    # -- retry machinery ---------------------------------------------------------------------
-    def _should_retry(self, exc: BaseException) -> bool:
-        if isinstance(exc, httpx.TransportError):
-            return not deadline_expired()
-        return isinstance(exc, ApiError) and exc.retryable
-
-    def _wait_bound(self, state: tenacity.RetryCallState) -> tuple[float, bool]:
-        """(longest wait before the next attempt, whether the server fixed it by Retry-After)."""
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, ApiError) and exc.retry_after is not None:
-            return exc.retry_after, True
-        return min(self.retry.backoff_max, self.retry.backoff_initial * (2 ** (state.attempt_number - 1))), False
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        bound, fixed = self._wait_bound(state)
-        return bound if fixed else random.uniform(0, bound)  # full jitter
-
-    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        sleep = state.next_action.sleep if state.next_action else 0
-        log.warning(
-            "%s request failed (%s); retry %d of %d in %.1fs",
-            self.dialect.cloud,
-            exc,
-            state.attempt_number,
-            self.retry.max_attempts - 1,
-            sleep,
-        )
-
-    def _stop(self, state: tenacity.RetryCallState) -> bool:
-        if state.attempt_number >= self.retry.max_attempts or deadline_expired():
-            return True
-        # Do not start a wait that would end past the total budget.
-        upcoming, fixed = self._wait_bound(state) if state.outcome else (0.0, False)
-        exc = state.outcome.exception() if state.outcome else None
-        if fixed and isinstance(exc, ApiError) and upcoming > self.retry.retry_after_cap:
-            exc.message += (
-                f" (the server asked to retry after {upcoming:g} s, more than the {self.retry.retry_after_cap:g} s "
-                "allowed: not retried; raise retry_max_elapsed or retry_after_max to wait that long)"
-            )
-            exc.refresh()
-            return True
-        return ((state.seconds_since_start or 0.0) + upcoming) > self.retry.max_elapsed
-
-    def _retry_options(self, retry_ok: bool) -> dict[str, Any]:
-        return {
-            "retry": tenacity.retry_if_exception(self._should_retry) if retry_ok else tenacity.retry_never,
-            "stop": self._stop,
-            "wait": self._wait,
-            "before_sleep": self._before_sleep,
-            "reraise": True,
-        }
-
+    # -- retries -----------------------------------------------------------------------------
     def _retrying(self, retry_ok: bool) -> tenacity.Retrying:
-        return tenacity.Retrying(**self._retry_options(retry_ok))
+        return self.rules.retrying(retry_ok)
 
     def _aretrying(self, retry_ok: bool) -> tenacity.AsyncRetrying:
-        return tenacity.AsyncRetrying(**self._retry_options(retry_ok))
+        return self.rules.aretrying(retry_ok)
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -452,6 +452,10 @@ class NclueHook(HttpTaskRunHook):
             from botocore.config import Config
         except ImportError as exc:  # pragma: no cover - depends on extras
             raise ImportError("Reading NCLUE result files needs boto3: pip install 'airflow-task-runs[ncp]'") from exc
+        from airflow_task_runs.core.http import RetryPolicy, Timeouts
+        from airflow_task_runs.core.secrets import protect_library_logs
+
+        protect_library_logs()
         conn = self.connection
         access_key, secret_key = self._credentials(conn)
         extra = self.extra_of(conn)
@@ -464,12 +468,11 @@ class NclueHook(HttpTaskRunHook):
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             verify=extra.get("verify", True),
+            # the connection's RetryPolicy and timeouts, as for the NCLUE API
             config=Config(
                 signature_version="s3v4",
                 s3={"addressing_style": "path"},
-                retries={"mode": "standard", "max_attempts": 5},
-                connect_timeout=float(extra.get("connect_timeout", 10)),
-                read_timeout=float(extra.get("read_timeout", 60)),
+                **RetryPolicy.from_extra(extra).botocore_config(Timeouts.from_extra(extra)),
             ),
         )
 
@@ -479,23 +482,19 @@ class NclueHook(HttpTaskRunHook):
             raise ValueError(f"NCLUE task run {run.run_id} has no result_bucket")
         key = safe_object_key(run.result_file_path)
         client = self.object_storage_client()
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from airflow_task_runs.core.botocore_errors import api_error
 
         try:
             obj = client.get_object(Bucket=run.result_bucket, Key=key)
-        except ClientError as exc:
-            from airflow_task_runs.core.errors import ApiError
-
-            err = exc.response.get("Error", {})
-            meta = exc.response.get("ResponseMetadata", {})
-            raise ApiError(
-                cloud="NCP Object Storage",
-                status_code=meta.get("HTTPStatusCode"),
-                code=err.get("Code"),
-                message=f"{err.get('Message') or 'GetObject failed'} (bucket {run.result_bucket}, key {key})",
-                request_id=meta.get("RequestId"),
-                method="GET",
-                path=f"/{run.result_bucket}/{key}",
+        except (ClientError, BotoCoreError) as exc:
+            raise api_error(
+                exc,
+                "GetObject",
+                f"bucket {run.result_bucket}, key {key}",
+                "NCP Object Storage",
+                client.meta.endpoint_url,
             ) from None
         body = obj["Body"]
         return int(obj["ContentLength"]), body.iter_chunks(chunk_size)

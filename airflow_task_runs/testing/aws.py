@@ -156,6 +156,9 @@ _ECHOED = (
 )
 
 
+_HOP_BY_HOP = ("connection", "content-length", "transfer-encoding", "keep-alive", "server", "date")
+
+
 def _error(status: int, name: str, message: str) -> Reply:
     """A rest-json error as AWS sends it: the name in ``x-amzn-ErrorType``, the words in ``message``."""
     return Reply.json(status, {"message": message}, {"x-amzn-ErrorType": name, "x-amzn-RequestId": str(uuid.uuid4())})
@@ -173,9 +176,12 @@ def throttling_fault() -> dict[str, Any]:
 class HealthOmicsEmulator(EmulatorServer):
     """``GetRun``, ``GetRunTask`` and ``ListRunTasks``, SigV4 recomputed with botocore's signer.
 
-    Every read of a run or task advances its scripted :class:`Lifecycle`; listing does not.
-    ``hosts`` records the Host header of each request (a custom endpoint must not get the
-    ``workflows-`` prefix).
+    CloudWatch Logs calls (``x-amz-target: Logs_...``) are passed on to moto, so
+    ``inject(kind, target="GetLogEvents")`` puts a fault on the log fetch.
+
+        Every read of a run or task advances its scripted :class:`Lifecycle`; listing does not.
+        ``hosts`` records the Host header of each request (a custom endpoint must not get the
+        ``workflows-`` prefix).
     """
 
     name = "aws"
@@ -318,8 +324,11 @@ class HealthOmicsEmulator(EmulatorServer):
             "extra": {
                 "region_name": REGION,
                 "endpoint_url": self.url,
-                "service_config": {"logs": {"endpoint_url": self.s3.url}, "s3": {"endpoint_url": self.s3.url}},
+                # logs pass through this server (to moto), so faults can be injected on GetLogEvents
+                "service_config": {"logs": {"endpoint_url": self.url}, "s3": {"endpoint_url": self.s3.url}},
                 "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 4}},
+                "retry_backoff_initial": 0.05,
+                "retry_backoff_max": 0.2,
             },
         }
 
@@ -371,7 +380,24 @@ class HealthOmicsEmulator(EmulatorServer):
             )
         return None
 
+    def _forward_to_logs(self, request: Request) -> Reply:
+        """CloudWatch Logs calls pass through here to moto, so faults can be injected on them too."""
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", int(self.s3.url.rsplit(":", 1)[1]), timeout=30)
+        try:
+            headers = {k: v for k, v in request.headers.items() if k not in ("host", "connection", "content-length")}
+            connection.request(request.method, request.raw_path, body=request.body, headers=headers)
+            answer = connection.getresponse()
+            body = answer.read()
+            kept = {k: v for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP}
+            return Reply(answer.status, body, kept)
+        finally:
+            connection.close()
+
     def handle(self, request: Request) -> Reply:
+        if request.headers.get("x-amz-target", "").startswith("Logs_"):
+            return self._forward_to_logs(request)
         with self._lock:
             self.hosts.append(request.headers.get("host", ""))
         denied = self.verify_signature(request)

@@ -111,9 +111,12 @@ def test_deferrable_task_sensor_runs_the_async_client_in_the_trigger(emu):
         "botocore_config": None,
     }
     before = len(emu.requests_to(f"/run/{run_id}/task/{task_id}"))
+    listed = len([r for r in emu.requests if r.path == f"/run/{run_id}/task"])
     event = run_trigger(trigger)
     assert event["event"] == "terminal"
-    assert len(emu.requests_to(f"/run/{run_id}/task/{task_id}")) - before == 4  # RUNNING x3, COMPLETED
+    # the trigger watches through ListRunTasks (RUNNING x3, COMPLETED), then reads the ended task once
+    assert len([r for r in emu.requests if r.path == f"/run/{run_id}/task"]) - listed == 4
+    assert len(emu.requests_to(f"/run/{run_id}/task/{task_id}")) - before == 1
     result = getattr(sensor, method)(task_context(), event)
     assert result["raw_status"] == "COMPLETED"
     assert result["details"]["runUuid"] == emu.runs[run_id].run_uuid

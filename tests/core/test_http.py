@@ -151,14 +151,14 @@ def _retry_state(retry_after: float):
 def test_retry_after_beyond_the_old_60s_cap_is_honoured_within_the_budget():
     session = ApiSession("http://127.0.0.1:1", dialect=ApiDialect(cloud="x"), retry=RetryPolicy(max_elapsed=300))
     state, _ = _retry_state(90)
-    assert session._wait(state) == 90
-    assert session._stop(state) is False
+    assert session.rules._wait(state) == 90
+    assert session.rules._stop(state) is False
 
 
 def test_retry_after_over_the_cap_stops_and_says_why():
     session = ApiSession("http://127.0.0.1:1", dialect=ApiDialect(cloud="x"), retry=RetryPolicy(max_retry_after=5))
     state, err = _retry_state(600)
-    assert session._stop(state) is True  # retrying sooner than the server asked is pointless
+    assert session.rules._stop(state) is True  # retrying sooner than the server asked is pointless
     assert "asked to retry after 600 s, more than the 5 s allowed" in str(err)
     assert RetryPolicy.from_extra({"retry_after_max": "30"}).retry_after_cap == 30
 
@@ -196,3 +196,23 @@ def test_tls_verification_is_on_by_default_and_shared():
 )
 def test_verify_extra_is_parsed(raw, setting):
     assert ApiSession("https://x", dialect=ApiDialect(cloud="x"), verify=raw).verify == setting
+
+
+def test_the_reported_trickle_ends_within_its_budget(task_runs_connections, monkeypatch):
+    """The review's case: 1 byte every 0.5 s, read_timeout=2, retry_max_elapsed=3 took 53 s; now <= 5 s."""
+    import json
+
+    emu = task_runs_connections.ncp
+    run_id = emu.add_run(lifecycle=[("in_progress", 0)])
+    conn = emu.airflow_connection()
+    conn["extra"].update({"read_timeout": 2, "retry_max_elapsed": 3})
+    monkeypatch.setenv("AIRFLOW_CONN_NCP_TRICKLED", json.dumps(conn))
+    emu.inject("trickle", times=50, delay=0.5, match=f"/api/v1/task-runs/{run_id}")
+    started = time.monotonic()
+    try:
+        with pytest.raises(ApiError, match="time budget of 5 s") as caught:
+            NclueHook(ncp_conn_id="ncp_trickled").get_status(run_id)
+    finally:
+        emu.clear_faults()
+    assert time.monotonic() - started <= 5 + 1.0
+    assert caught.value.code == "Timeout" and not caught.value.retryable

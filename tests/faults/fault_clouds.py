@@ -36,6 +36,14 @@ class CloudCase:
         return conn_id
 
     own_extra: dict[str, Any] = {}
+    #: (mode, fault name) pairs this cloud cannot bound (said in the README)
+    unbounded: set[tuple[str, str]] = set()
+    #: seconds a call spends before any request (building clients), outside the request's budget
+    setup_seconds = 0.0
+
+    def adapt(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The fault's options as this cloud's servers would send them."""
+        return options
 
     def prepare(self, emu: Any) -> dict[str, Any]:
         raise NotImplementedError
@@ -46,8 +54,12 @@ class CloudCase:
     def expected_files(self, ref: dict[str, Any]) -> dict[str, bytes]:
         raise NotImplementedError
 
+    def file_names(self, ref: dict[str, Any]) -> list[str]:
+        """Every file a fetch writes, sorted."""
+        return sorted(self.expected_files(ref))
+
     def check_healthy(self, files: dict[str, bytes], ref: dict[str, Any]) -> None:
-        """A healthy fetch wrote the cloud's content, byte for byte."""
+        """A fetch wrote the cloud's content, byte for byte."""
         for name, data in self.expected_files(ref).items():
             assert files.get(name) == data, name
 
@@ -110,6 +122,7 @@ class NcpCase(CloudCase):
 class OciCase(CloudCase):
     name = "oci"
     cloud_name = "OCI AI Data Platform"
+    setup_seconds = 1.0  # each new hook loads and checks the RSA key before its first request
 
     def _ids(self) -> tuple[str, str]:
         from airflow_task_runs.testing.oci import PLATFORM_ID, WORKSPACE_KEY
@@ -146,6 +159,9 @@ class OciCase(CloudCase):
 
     def expected_files(self, ref: dict[str, Any]) -> dict[str, bytes]:
         return dict(ref["files"])
+
+    def file_names(self, ref: dict[str, Any]) -> list[str]:
+        return sorted([*ref["files"], "output_parameters.json"])
 
     def status(self, conn_id: str, ref: dict[str, Any]) -> Any:
         from airflow_task_runs.oci.hooks import OciAiDataPlatformHook
@@ -193,6 +209,9 @@ class RosCase(CloudCase):
         )
         op.execute(task_context())
 
+    def file_names(self, ref: dict[str, Any]) -> list[str]:
+        return ["out.json"]
+
     def check_healthy(self, files: dict[str, bytes], ref: dict[str, Any]) -> None:
         assert json.loads(files["out.json"]) == ref["output"]
 
@@ -217,4 +236,78 @@ class RosCase(CloudCase):
         return server.requests_for(ref["task_id"])  # type: ignore[no-any-return]
 
 
-CLOUDS: list[CloudCase] = [NcpCase(), OciCase(), RosCase()]
+class AwsCase(CloudCase):
+    """HealthOmics: the log fetch (GetLogEvents, paged, through the emulator to moto) and GetRun."""
+
+    name = "aws"
+    cloud_name = "AWS"
+    #: the policy drives botocore (the emulator's own connection pins retries in config_kwargs);
+    #: botocore waits seconds between retries of a cut connection, so here it retries once
+    own_extra = {"config_kwargs": {}, "retry_max_attempts": 2}
+    #: sync botocore reads the status line and headers itself (http.client): a server trickling
+    #: them is bounded per byte by read_timeout, not by the total budget (the async client is)
+    unbounded = {("sync", "trickling-headers")}
+    setup_seconds = 1.5  # a fresh boto3 session loads the service models for each client it builds
+
+    def prepare(self, emu: Any) -> dict[str, Any]:
+        run_id = emu.aws.add_run(lifecycle=[("COMPLETED", 0)])
+        lines = [f"[align] chunk {i:05d} ü ✓ " + "x" * (i % 50) for i in range(2500)]
+        task_id = emu.aws.add_task(run_id, lifecycle=[("COMPLETED", 0)], log_lines=lines)
+        name = f"healthomics-run-{run_id}-task-{task_id}.log"
+        return {"run_id": run_id, "task_id": task_id, "name": name, "data": ("\n".join(lines) + "\n").encode()}
+
+    def fetch(self, conn_id: str, ref: dict[str, Any], folder: Path) -> None:
+        from airflow_task_runs.aws.operators import HealthOmicsFetchTaskLogOperator
+
+        op = HealthOmicsFetchTaskLogOperator(
+            task_id="fetch",
+            run_id=ref["run_id"],
+            run_task_id=ref["task_id"],
+            destination=f"file://{folder}/",
+            page_size=1000,
+            aws_conn_id=conn_id,
+        )
+        op.execute(task_context())
+
+    def expected_files(self, ref: dict[str, Any]) -> dict[str, bytes]:
+        return {ref["name"]: ref["data"]}
+
+    def status(self, conn_id: str, ref: dict[str, Any]) -> Any:
+        from airflow_task_runs.aws.hooks import HealthOmicsHook
+
+        return HealthOmicsHook(aws_conn_id=conn_id).get_run_status(ref["run_id"])
+
+    async def astatus(self, conn_id: str, ref: dict[str, Any]) -> Any:
+        from airflow_task_runs.aws.hooks import HealthOmicsHook
+
+        hook = HealthOmicsHook(aws_conn_id=conn_id)
+        try:
+            return await hook.aget_run_status(ref["run_id"])
+        finally:
+            await hook.aclose()
+
+    def adapt(self, options: dict[str, Any]) -> dict[str, Any]:
+        """AWS throttles with an error type, not a bare 429 (botocore retries by that type)."""
+        if options.get("times") == 3:  # a burst, within the one retry this connection allows
+            options = {**options, "times": 1}
+        if options.get("status") == 429:
+            return {
+                **options,
+                "headers": {**options.get("headers", {}), "x-amzn-ErrorType": "ThrottlingException"},
+                "body": b'{"__type": "ThrottlingException", "message": "Rate exceeded"}',
+            }
+        return options
+
+    def fetch_fault_target(self, ref: dict[str, Any]) -> dict[str, Any]:
+        return {"target": "GetLogEvents"}
+
+    def status_fault_target(self, ref: dict[str, Any]) -> dict[str, Any]:
+        return {"match": f"/run/{ref['run_id']}"}
+
+    def faulted_requests(self, server: Any, ref: dict[str, Any], status: bool = False) -> list[Any]:
+        if status:
+            return server.requests_to(f"/run/{ref['run_id']}")  # type: ignore[no-any-return]
+        return [r for r in server.requests if "GetLogEvents" in r.headers.get("x-amz-target", "")]
+
+
+CLOUDS: list[CloudCase] = [NcpCase(), OciCase(), RosCase(), AwsCase()]

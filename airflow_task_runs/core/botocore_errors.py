@@ -1,0 +1,97 @@
+"""botocore's errors (and a hostile answer's parse errors) as the provider's ApiError, mapped once.
+
+Used by every client on botocore: the HealthOmics, CloudWatch Logs and S3 clients and NCP
+Object Storage. Imports botocore lazily: the ncp extra has boto3 but not the amazon provider.
+"""
+
+from __future__ import annotations
+
+from airflow_task_runs.core.errors import ApiError, model_problem
+
+
+def _transport_hint(exc: Exception, host: str | None) -> str:
+    """What a botocore transport error means, and what to check."""
+    from botocore import exceptions as bx
+
+    where = host or "the endpoint"
+    if isinstance(exc, bx.EndpointConnectionError):
+        return (
+            f"cannot connect to {where} ({exc}): check the connection's region and endpoint_url, DNS, and that "
+            "this machine can reach it (firewall, proxy, VPC endpoint)"
+        )
+    if isinstance(exc, bx.ConnectTimeoutError):
+        return f"could not connect to {where} within connect_timeout: check the endpoint and the network to it"
+    if isinstance(exc, bx.ReadTimeoutError):
+        return f"{where} sent nothing for read_timeout: check the service's health, or raise read_timeout"
+    if isinstance(exc, (bx.ConnectionClosedError, bx.ResponseStreamingError, bx.IncompleteReadError)):
+        return f"the connection to {where} broke mid-answer ({exc}): check any proxy in between and retry"
+    if isinstance(exc, bx.SSLError):
+        return f"TLS with {where} failed ({exc}): check verify (a CA bundle path) and the endpoint's scheme"
+    if isinstance(exc, bx.ProxyConnectionError):
+        return f"the proxy to {where} refused the connection ({exc}): check HTTPS_PROXY / NO_PROXY"
+    return f"{type(exc).__name__} talking to {where}: {exc}"
+
+
+def api_error(
+    exc: BaseException,
+    operation: str,
+    what: str = "",
+    cloud: str = "AWS",
+    host: str | None = None,
+    *,
+    hint_not_found: bool = False,
+) -> BaseException:
+    """A botocore (or parse) error as the core :class:`ApiError`: cloud, host, operation, code, request id."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from pydantic import ValidationError
+
+    from airflow_task_runs.core.errors import MalformedResponseError
+
+    suffix = f" ({what})" if what else ""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {}) or {}
+        meta = exc.response.get("ResponseMetadata", {}) or {}
+        status = meta.get("HTTPStatusCode")
+        code = err.get("Code") or None
+        message = err.get("Message") or f"{operation} failed"
+        hint = ""
+        if code == "ResourceNotFoundException" and hint_not_found:
+            hint = "; check the run id / task id and the region of the connection"
+        elif code in ("AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"):
+            hint = "; check the aws connection's credentials and that its role allows this call"
+        return ApiError(
+            cloud=cloud,
+            status_code=int(status) if status is not None else None,
+            code=code,
+            message=f"{operation}{suffix}: {message}{hint}",
+            request_id=meta.get("RequestId") or None,
+            retryable=code in ("ThrottlingException", "InternalServerException", "RequestTimeoutException"),
+            host=host,
+        )
+    if isinstance(exc, NoCredentialsError):
+        return ApiError(
+            cloud=cloud,
+            status_code=None,
+            code="NoCredentials",
+            message=f"{operation}{suffix}: no AWS credentials found; set them in the aws connection "
+            "(login/password or role_arn) or in the worker's environment",
+            host=host,
+        )
+    if isinstance(exc, BotoCoreError):
+        return ApiError(
+            cloud=cloud,
+            status_code=None,
+            code=type(exc).__name__,
+            message=f"{operation}{suffix}: {_transport_hint(exc, host)}",
+            host=host,
+        )
+    if isinstance(exc, (ValidationError, RecursionError)):
+        problem = model_problem(exc)
+        return MalformedResponseError(
+            cloud=cloud,
+            status_code=200,
+            code=None,
+            message=f"{operation}{suffix}: the answer is not what the API page describes ({problem})",
+            host=host,
+        )
+    return exc
