@@ -36,7 +36,7 @@ def child(cloud: str, mode: str) -> None:
         os.environ.update(emu.connection_env())
         steps = {"oci": "RUNNING", "aws": "RUNNING", "ncp": "in_progress", "alibaba": "RUNNING"}
         end = {"oci": "SUCCESS", "aws": "COMPLETED", "ncp": "completed", "alibaba": "SUCCESS"}
-        lifecycle = [(steps[cloud], 4), (end[cloud], 0)]
+        lifecycle = [(steps[cloud], 5), (end[cloud], 0)]
         deadline = time.time() + 600
 
         count = iter(range(10**9))
@@ -95,6 +95,9 @@ def child(cloud: str, mode: str) -> None:
                 )
                 for _ in range(N)
             ]
+        # what each deferrable sensor does in the worker before deferring: one read of its run
+        for t in triggers:
+            t._hook().run_status(t.status_kind, t.run_ref)
         lags: list[float] = []
 
         async def ticker() -> None:

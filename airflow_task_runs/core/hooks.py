@@ -175,6 +175,14 @@ class HttpTaskRunHook(TaskRunHook):
         raise NotImplementedError
 
     def _limited_session(self, conn: Connection) -> ApiSession:
+        # Called in a thread by asession(): also import the cloud's models here, so their first
+        # import (pydantic builds every validator) does not stall the triggerer's loop.
+        import importlib
+
+        try:
+            importlib.import_module(f"{type(self).__module__.rpartition('.')[0]}.models")
+        except ImportError:
+            pass
         session = self._build_session(conn)
         session.limiter = self.rate_limiter(conn)
         return session

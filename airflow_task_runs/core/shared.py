@@ -301,6 +301,18 @@ class SharedHooks:
         return len(self._entries())
 
 
+async def import_off_loop(path: str) -> None:
+    """Import the module of ``path`` in a thread unless it is loaded: a first import can take
+    hundreds of milliseconds (the amazon provider pulls in botocore) and must not stall the loop."""
+    import sys
+
+    module = path.rpartition(".")[0]
+    if module not in sys.modules:
+        import importlib
+
+        await asyncio.to_thread(importlib.import_module, module)
+
+
 #: the triggerer's registry (module state is shared by every trigger of the process)
 shared_hooks = SharedHooks()
 

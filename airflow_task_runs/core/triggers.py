@@ -94,8 +94,10 @@ class TaskRunTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_task_runs.core.shared import shared_hooks
+        from airflow_task_runs.core.shared import import_off_loop, shared_hooks
 
+        # the first trigger of a cloud imports its hook module (botocore, for AWS) off the loop
+        await import_off_loop(self.hook_path)
         entry = shared_hooks.acquire(self.hook_path, self.hook_kwargs)
         kind, ref = self.status_kind, self.run_ref
         if kind is not None:

@@ -439,9 +439,13 @@ class HealthOmicsEmulator(EmulatorServer):
         tasks = list(run.tasks.values())
         if query.get("status"):
             tasks = [t for t in tasks if t.lifecycle.current() == query["status"]]
-        # a listed task's status is read, as by GetRunTask: its lifecycle moves on
+        # A listed task's status is read, as by GetRunTask: its lifecycle moves on, once somebody
+        # has asked for that task by id (a sensor's first check does).
         body: dict[str, Any] = {
-            "items": [t.as_json(t.lifecycle.advance(), listing=True) for t in tasks[start : start + size]]
+            "items": [
+                t.as_json(t.lifecycle.advance() if t.lifecycle.polls else t.lifecycle.current(), listing=True)
+                for t in tasks[start : start + size]
+            ]
         }
         if start + size < len(tasks):
             body["nextToken"] = str(start + size)

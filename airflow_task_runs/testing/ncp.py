@@ -252,8 +252,13 @@ class NclueEmulator(EmulatorServer):
         if index < 0 or not 1 <= limit <= 100:
             return Reply.json(400, {"error": {"errorCode": "NCLUE-400", "message": "limit must be 1-100"}})
         runs = list(self.runs.values())
-        # a listed run's status is read, as by GET /task-runs/{id}: its lifecycle moves on
-        page = [r.as_json(r.lifecycle.advance()) for r in runs[index : index + limit]]
+        # A listed run's status is read, as by GET /task-runs/{id}: its lifecycle moves on, once
+        # somebody has asked for that run by id (a sensor's first check does): runs nobody
+        # watches keep their state however often others list.
+        page = [
+            r.as_json(r.lifecycle.advance() if r.lifecycle.polls else r.lifecycle.current())
+            for r in runs[index : index + limit]
+        ]
         return Reply(
             200,
             json.dumps({"index": index, "limit": limit, "total": len(runs), "runs": page}).encode(),

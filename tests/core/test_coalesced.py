@@ -48,9 +48,18 @@ def _events(triggers):
     return asyncio.run(main())
 
 
+def _first_checks(hook, method, refs):
+    """What a deferrable sensor does in the worker before it defers: one read of its run by id."""
+    for ref in refs:
+        getattr(hook, method)(**ref)
+
+
 def test_nclue_watches_share_the_newest_list_pages(emu):
+    from airflow_task_runs.ncp.hooks import NclueHook
+
     ncp = emu.ncp
-    ids = [ncp.add_run(lifecycle=[("in_progress", 2), ("completed", 0)], fail_message=None) for _ in range(150)]
+    ids = [ncp.add_run(lifecycle=[("in_progress", 3), ("completed", 0)]) for _ in range(150)]
+    _first_checks(NclueHook(), "get_status", [{"run_id": r} for r in ids])
     ncp.reset_log()
     events = _events([_trigger(NCLUE, "task_run", {"run_id": run_id}) for run_id in ids])
     assert all(len(e) == 1 for e in events)  # exactly one event per watch, never two
@@ -67,7 +76,8 @@ def test_nclue_watches_share_the_newest_list_pages(emu):
 def test_an_nclue_event_carries_what_a_single_get_returns(emu):
     from airflow_task_runs.ncp.hooks import NclueHook
 
-    run_id = emu.ncp.add_run(lifecycle=[("in_progress", 1), ("failed", 0)], fail_message="3 bad rows")
+    run_id = emu.ncp.add_run(lifecycle=[("in_progress", 2), ("failed", 0)], fail_message="3 bad rows")
+    NclueHook().get_status(run_id)
     (event,) = _events([_trigger(NCLUE, "task_run", {"run_id": run_id})])[0]
     alone = NclueHook().get_status(run_id).to_dict()
     assert event["status"]["raw_status"] == alone["raw_status"] == "failed"
@@ -77,10 +87,13 @@ def test_an_nclue_event_carries_what_a_single_get_returns(emu):
 
 def test_an_nclue_run_older_than_the_pages_read_is_polled_alone(emu):
     ncp = emu.ncp
-    old = ncp.add_run(lifecycle=[("in_progress", 1), ("completed", 0)])
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    old = ncp.add_run(lifecycle=[("in_progress", 2), ("completed", 0)])
     for _ in range(250):
         ncp.add_run(lifecycle=[("completed", 0)])
-    new = ncp.add_run(lifecycle=[("in_progress", 1), ("completed", 0)])
+    new = ncp.add_run(lifecycle=[("in_progress", 2), ("completed", 0)])
+    _first_checks(NclueHook(), "get_status", [{"run_id": old}, {"run_id": new}])
     ncp.reset_log()
     events = _events([_trigger(NCLUE, "task_run", {"run_id": r}) for r in (old, new)])
     assert [e[0]["status"]["raw_status"] for e in events] == ["completed", "completed"]
@@ -90,7 +103,10 @@ def test_an_nclue_run_older_than_the_pages_read_is_polled_alone(emu):
 
 def test_a_transient_error_in_the_shared_list_is_retried_once_for_everyone(emu):
     ncp = emu.ncp
-    ids = [ncp.add_run(lifecycle=[("completed", 0)]) for _ in range(100)]
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    ids = [ncp.add_run(lifecycle=[("in_progress", 1), ("completed", 0)]) for _ in range(100)]
+    _first_checks(NclueHook(), "get_status", [{"run_id": r} for r in ids])
     ncp.reset_log()
     ncp.inject("status", times=1, status=503, match="/api/v1/task-runs")
     events = _events([_trigger(NCLUE, "task_run", {"run_id": run_id}) for run_id in ids])
@@ -106,10 +122,13 @@ def test_healthomics_task_watches_of_a_run_share_its_list_run_tasks(emu):
     aws = emu.aws
     runs = [aws.add_run(lifecycle=[("RUNNING", 10**6)]) for _ in range(2)]
     refs = [
-        {"run_id": run_id, "run_task_id": aws.add_task(run_id, lifecycle=[("RUNNING", 2), ("COMPLETED", 0)])}
+        {"run_id": run_id, "run_task_id": aws.add_task(run_id, lifecycle=[("RUNNING", 3), ("COMPLETED", 0)])}
         for run_id, count in zip(runs, (100, 50), strict=True)
         for _ in range(count)
     ]
+    hook = HealthOmicsHook()
+    for ref in refs:
+        hook.get_run_task(**ref)
     aws.reset_log()
     events = _events([_trigger(OMICS, "task", ref) for ref in refs])
     assert all(len(e) == 1 for e in events)
