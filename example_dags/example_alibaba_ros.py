@@ -30,6 +30,11 @@ with DAG(
             type="string",
             description="Folder (ObjectStoragePath URI, ending with /) that receives the templates",
         ),
+        "s3_uri": Param(
+            "s3://my-bucket/demo/alibaba/",
+            type="string",
+            description="s3:// folder for a copy; credentials: boto3's default chain (AWS_* variables)",
+        ),
     },
 ):
     wait_for_generate = RosAITaskSensor(
@@ -59,9 +64,17 @@ with DAG(
         ai_task_id="{{ params.fix_task_id }}",
         destination="{{ params.output_uri }}",
     )
+    # The generated template as YAML in s3:// (boto3's default chain; make demo points it at the emulator).
+    generated_template_s3 = RosFetchAITaskOutputOperator(
+        task_id="generated_template_to_s3",
+        ai_task_id="{{ params.generate_task_id }}",
+        output_field="Result",
+        destination="{{ params.s3_uri }}{{ run_id | replace(':', '_') }}/generated-template.yaml",
+        asset_alias="ros_templates",
+    )
     fixed_output_xcom = RosFetchAITaskOutputOperator(
         task_id="fixed_output_to_xcom",
         ai_task_id="{{ params.fix_task_id }}",
     )
-    wait_for_generate >> generated_template_yaml
+    wait_for_generate >> [generated_template_yaml, generated_template_s3]
     wait_for_fix >> [fixed_output_json, fixed_output_xcom]

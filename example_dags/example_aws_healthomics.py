@@ -33,6 +33,11 @@ with DAG(
             type="string",
             description="Folder (ObjectStoragePath URI) that receives the task's log",
         ),
+        "s3_uri": Param(
+            "s3://aws_default@my-bucket/demo/aws/",
+            type="string",
+            description="s3:// folder for a copy; credentials: aws_default, named in the URI (s3://aws_default@...)",
+        ),
     },
 ):
     wait_for_task = HealthOmicsRunTaskSensor(
@@ -62,6 +67,15 @@ with DAG(
         destination="{{ params.output_uri }}",
         page_size=100,
     )
+    # s3://aws_default@bucket/...: the connection named in the URI writes the log.
+    log_to_s3 = HealthOmicsFetchTaskLogOperator(
+        task_id="task_log_to_s3",
+        run_id="{{ params.run_id }}",
+        run_task_id="{{ params.run_task_id }}",
+        destination="{{ params.s3_uri }}{{ run_id | replace(':', '_') }}/",
+        asset_alias="healthomics_task_logs",
+        page_size=100,
+    )
     log_to_xcom = HealthOmicsFetchTaskLogOperator(
         task_id="task_log_to_xcom",
         run_id="{{ params.run_id }}",
@@ -72,5 +86,5 @@ with DAG(
         task_id="run_outputs",
         run_id="{{ params.run_id }}",
     )
-    wait_for_task >> [task_details, log_to_storage, log_to_xcom]
+    wait_for_task >> [task_details, log_to_storage, log_to_s3, log_to_xcom]
     wait_for_task >> wait_for_run >> run_outputs

@@ -26,6 +26,11 @@ with DAG(
             type="string",
             description="Folder (ObjectStoragePath URI) that receives the result file",
         ),
+        "s3_uri": Param(
+            "s3://my-bucket/demo/ncp/",
+            type="string",
+            description="s3:// folder for a copy; credentials: boto3's default chain (AWS_* variables)",
+        ),
     },
 ):
     wait_for_run = NclueTaskRunSensor(
@@ -40,8 +45,16 @@ with DAG(
         run_id="{{ params.run_id }}",
         destination="{{ params.output_uri }}",
     )
+    # s3:// with no connection named: boto3's default chain (make demo points it at the emulator's S3).
+    # Each written file is an Asset event on the alias "nclue_results".
+    result_to_s3 = NclueFetchTaskRunResultOperator(
+        task_id="result_to_s3",
+        run_id="{{ params.run_id }}",
+        destination="{{ params.s3_uri }}{{ run_id | replace(':', '_') }}/",
+        asset_alias="nclue_results",
+    )
     result_to_xcom = NclueFetchTaskRunResultOperator(
         task_id="result_to_xcom",
         run_id="{{ params.run_id }}",
     )
-    wait_for_run >> [result_to_storage, result_to_xcom]
+    wait_for_run >> [result_to_storage, result_to_s3, result_to_xcom]

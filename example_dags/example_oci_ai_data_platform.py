@@ -33,6 +33,11 @@ with DAG(
             type="string",
             description="Folder (ObjectStoragePath URI) that receives the task run's output objects",
         ),
+        "s3_uri": Param(
+            "s3://my-bucket/demo/oci/",
+            type="string",
+            description="s3:// folder for a copy; credentials: the aws_default connection (destination_conn_id)",
+        ),
     },
 ):
     wait_for_task_run = OciTaskRunSensor(
@@ -51,6 +56,16 @@ with DAG(
         task_run_key="{{ params.task_run_key }}",
         destination="{{ params.output_uri }}{{ run_id | replace(':', '_') }}/",
     )
+    # The same output, all items or none, to s3:// with the amazon provider's aws_default connection.
+    output_to_s3 = OciFetchTaskRunOutputOperator(
+        task_id="output_to_s3",
+        ai_data_platform_id="{{ params.ai_data_platform_id }}",
+        workspace_key="{{ params.workspace_key }}",
+        task_run_key="{{ params.task_run_key }}",
+        destination="{{ params.s3_uri }}{{ run_id | replace(':', '_') }}/",
+        destination_conn_id="aws_default",
+        asset_alias="oci_task_run_outputs",
+    )
     wait_for_mlflow_run = OciMlflowRunSensor(
         task_id="wait_for_mlflow_run",
         ai_data_platform_id="{{ params.ai_data_platform_id }}",
@@ -66,5 +81,5 @@ with DAG(
         workspace_key="{{ params.workspace_key }}",
         run_id="{{ params.mlflow_run_id }}",
     )
-    wait_for_task_run >> output_to_storage
+    wait_for_task_run >> [output_to_storage, output_to_s3]
     wait_for_mlflow_run >> mlflow_metrics

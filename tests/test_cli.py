@@ -105,7 +105,7 @@ def test_demo_talks_orders_tasks_counts_this_runs_files_and_removes_its_home(tmp
     assert re.search(r"wait_for_task_run: resumed", text), text
     # the final table in dependency order: the sensor before the fetches waiting on it
     table = re.findall(r"^  success    (\w+)$", text, flags=re.MULTILINE)
-    assert table == ["wait_for_task_run", "result_to_object_storage", "result_to_xcom"], text
+    assert table == ["wait_for_task_run", "result_to_object_storage", "result_to_s3", "result_to_xcom"], text
     # each run in its own folder, counted alone
     runs = sorted((tmp_path / "out" / "example_ncp_nclue").iterdir())
     assert len(runs) == 2 and all(len(list(r.iterdir())) == 1 for r in runs)

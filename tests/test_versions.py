@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -13,8 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def airflow_floor() -> Version:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirement = next(Requirement(r) for r in project["dependencies"] if Requirement(r).name == "apache-airflow")
+    # The installed metadata is pyproject's [project] dependencies (tomllib would need Python 3.11).
+    from importlib.metadata import requires
+
+    requirement = next(
+        Requirement(r) for r in requires("airflow-task-runs") or [] if Requirement(r).name == "apache-airflow"
+    )
     (floor,) = [Version(s.version) for s in requirement.specifier if s.operator == ">="]
     return floor
 

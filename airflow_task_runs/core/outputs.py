@@ -102,6 +102,15 @@ FILESYSTEM_EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure"}
 #: object-store part size: S3 needs >= 5 MiB parts (but the last) and at most 10,000 of them
 PART_SIZE = 8 * 1024 * 1024
 MAX_PARTS = 9000
+#: S3 parts uploaded at once by one writer (memory: about this many parts + 1);
+#: ``[task_runs] upload_parts_in_flight`` overrides it
+UPLOADS_IN_FLIGHT = 2
+
+
+def uploads_in_flight() -> int:
+    return max(1, conf.getint("task_runs", "upload_parts_in_flight", fallback=UPLOADS_IN_FLIGHT))
+
+
 _LOCAL = ("file", "local", "")
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.partial$")
 
@@ -464,6 +473,109 @@ class _StoreStaged(_Staged):
             log.warning("Could not remove %s (%s: %s)", self.uri, type(exc).__name__, exc)
 
 
+class _S3Staged(_Staged):
+    """S3 (s3fs): a multipart upload straight to the final key, up to ``UPLOADS_IN_FLIGHT`` parts at once.
+
+    s3fs's own file uploads one part at a time; here parts go out on s3fs's event loop while the
+    source is still being read, so the transfer runs at the store's pace, in bounded memory
+    (``UPLOADS_IN_FLIGHT`` + 1 parts). ``publish()`` completes the upload; ``abandon()`` aborts it.
+    """
+
+    def __init__(self, final: ObjectStoragePath, part_size: int) -> None:
+        self.uri = plain_uri(final)
+        self.fs = final.fs
+        self.key = final.path
+        if self.fs.isdir(self.key):
+            raise _folder_in_the_way(self.uri)
+        abort_stale_uploads(self.fs, self.key)
+        self.bucket, self.object_key, _ = self.fs.split_path(self.key)
+        self.part_size = part_size
+        self.buffer = bytearray()
+        self.pending: list[Any] = []  # concurrent futures of upload_part, in part order
+        self.parts: list[dict[str, Any]] = []
+        self.written = 0
+        upload = self.fs.call_s3("create_multipart_upload", Bucket=self.bucket, Key=self.object_key)
+        self.upload_id: str | None = upload["UploadId"]
+        self.in_flight = uploads_in_flight()
+
+    def _send(self, data: bytes) -> None:
+        import asyncio
+
+        while len(self.pending) >= self.in_flight:
+            self._collect(self.pending.pop(0))
+        number = len(self.parts) + len(self.pending) + 1
+        coroutine = self.fs._call_s3(
+            "upload_part",
+            Bucket=self.bucket,
+            Key=self.object_key,
+            UploadId=self.upload_id,
+            PartNumber=number,
+            Body=data,
+        )
+        self.pending.append((number, asyncio.run_coroutine_threadsafe(coroutine, self.fs.loop)))
+
+    def _collect(self, pending: tuple[int, Any]) -> None:
+        number, future = pending
+        self.parts.append({"PartNumber": number, "ETag": future.result()["ETag"]})
+
+    def write(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        self.written += len(chunk)
+        while len(self.buffer) >= self.part_size:
+            with memoryview(self.buffer) as view:
+                part = bytes(view[: self.part_size])
+            del self.buffer[: self.part_size]
+            self._send(part)
+
+    def finish(self) -> None:
+        if self.written == 0:  # an empty object: no upload, one empty PUT when published
+            self.abandon()
+            return
+        if self.buffer:
+            self._send(bytes(self.buffer))  # the last part may be small
+            self.buffer = bytearray()
+        while self.pending:
+            self._collect(self.pending.pop(0))
+
+    def publish(self) -> None:
+        if self.written == 0:
+            self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.object_key, Body=b"")
+        else:
+            self.fs.call_s3(
+                "complete_multipart_upload",
+                Bucket=self.bucket,
+                Key=self.object_key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": self.parts},
+            )
+            self.upload_id = None
+        self.fs.invalidate_cache(self.key)
+
+    def abandon(self) -> None:
+        for _, future in self.pending:
+            future.cancel()
+        for _, future in self.pending:
+            try:
+                future.result(timeout=60)
+            except BaseException:  # cancelled or failed: either way it is over
+                pass
+        self.pending = []
+        if self.upload_id is not None:
+            try:
+                self.fs.call_s3(
+                    "abort_multipart_upload", Bucket=self.bucket, Key=self.object_key, UploadId=self.upload_id
+                )
+            except Exception as exc:
+                log.warning("Could not abort the upload to %s (%s: %s)", self.uri, type(exc).__name__, exc)
+            self.upload_id = None
+
+    def unpublish(self) -> None:
+        try:
+            self.fs.rm_file(self.key)
+        except Exception as exc:
+            log.warning("Could not remove %s (%s: %s)", self.uri, type(exc).__name__, exc)
+
+
 def abort_stale_uploads(fs: Any, key: str) -> int:
     """Abort unfinished S3 multipart uploads to exactly ``key`` (left by a killed writer). Best effort."""
     if not hasattr(fs, "split_path") or not hasattr(fs, "call_s3"):
@@ -540,6 +652,9 @@ class OutputSet:
     def _stage(final: ObjectStoragePath, expected_size: int | None) -> _Staged:
         if _is_local(final):
             return _LocalStaged(final)
+        fs = final.fs
+        if hasattr(fs, "call_s3") and hasattr(fs, "split_path"):  # s3fs
+            return _S3Staged(final, part_size_for(expected_size))
         return _StoreStaged(final, part_size_for(expected_size))
 
     @staticmethod

@@ -77,14 +77,16 @@ def test_mlflow_run_status(emu, mocker, status, outcome, mode):
 
 def _check(sensor, context, status, outcome, reason):
     if outcome == "pending":
-        sensor.timeout = 0.3
         if sensor.mode == "reschedule":
-            # Not terminal: every poke asks to be rescheduled.
+            # Not terminal: every poke asks to be rescheduled. A generous timeout, so that a slow
+            # first poke on a loaded machine is not taken for the sensor's own timeout.
+            sensor.timeout = 60
             with pytest.raises(AirflowRescheduleException):
                 sensor.execute(context)
             return
         from airflow.sdk.exceptions import AirflowSensorTimeout
 
+        sensor.timeout = 0.3
         with pytest.raises(AirflowSensorTimeout):
             run_sensor(sensor, context)
         return

@@ -17,6 +17,17 @@ from airflow_task_runs.core.outputs import OutputSet, write_atomically, write_by
 MIB = 1024 * 1024
 
 
+@pytest.fixture(params=["s3-multipart", "fsspec-file"])
+def s3_writer(request, monkeypatch):
+    """Both object-store writers on s3://: the concurrent multipart one, and the generic fsspec file
+    (what gs://, abfs://, ... use), forced onto s3fs so it is tested against a real store too."""
+    from airflow_task_runs.core import outputs
+
+    if request.param == "fsspec-file":
+        monkeypatch.setattr(outputs, "_S3Staged", outputs._StoreStaged)
+    return request.param
+
+
 def _failing(data: bytes, error: Exception):
     """A source that delivers ``data`` in 1 MiB chunks, then fails like a dropped connection."""
     for start in range(0, len(data), MIB):
@@ -24,9 +35,9 @@ def _failing(data: bytes, error: Exception):
     raise error
 
 
-@pytest.mark.parametrize("size", [5, 3 * MIB, 17 * MIB + 3], ids=["tiny", "one-part", "three-parts"])
+@pytest.mark.parametrize("size", [0, 5, 3 * MIB, 17 * MIB + 3], ids=["empty", "tiny", "one-part", "three-parts"])
 @pytest.mark.parametrize("form", ["default-chain", "conn@"])
-def test_s3_write_is_byte_exact(store, size, form):
+def test_s3_write_is_byte_exact(s3_writer, store, size, form):
     data = os.urandom(size)
     uri = write_bytes_atomically(store.uri("out.bin", conn="aws_default" if form == "conn@" else ""), data)
     assert uri == f"s3://{store.bucket}/{store.prefix}out.bin"  # no conn_id@ in what is reported
@@ -36,19 +47,19 @@ def test_s3_write_is_byte_exact(store, size, form):
 
 
 @pytest.mark.parametrize("sent", [100, 9 * MIB], ids=["before-first-part", "after-a-part"])
-def test_s3_failure_mid_stream_leaves_no_object_no_partial_no_upload(store, sent):
+def test_s3_failure_mid_stream_leaves_no_object_no_partial_no_upload(s3_writer, store, sent):
     with pytest.raises(ConnectionError, match="dropped"):
         write_atomically(store.uri("out.bin"), _failing(os.urandom(sent), ConnectionError("dropped")))
     store.assert_nothing()
 
 
-def test_s3_size_mismatch_leaves_nothing(store):
+def test_s3_size_mismatch_leaves_nothing(s3_writer, store):
     with pytest.raises(OutputIntegrityError, match="received 10485760 bytes but the source declared 10485761"):
         write_atomically(store.uri("out.bin"), [b"x" * 10 * MIB], expected_size=10 * MIB + 1)
     store.assert_nothing()
 
 
-def test_s3_failed_rewrite_keeps_the_old_object(store):
+def test_s3_failed_rewrite_keeps_the_old_object(s3_writer, store):
     write_bytes_atomically(store.uri("out.txt"), b"old and complete")
     with pytest.raises(TimeoutError):
         write_atomically(store.uri("out.txt"), _failing(b"new" * MIB, TimeoutError("read timed out")))
@@ -61,7 +72,7 @@ def test_s3_missing_bucket_names_the_uri_and_the_store_error(task_runs_connectio
         write_bytes_atomically("s3://no-such-bucket-x/out.bin", b"data")
 
 
-def test_s3_output_set_is_all_or_nothing(store):
+def test_s3_output_set_is_all_or_nothing(s3_writer, store):
     with pytest.raises(ConnectionError), OutputSet() as outputs:
         outputs.write(store.uri("000.bin"), [os.urandom(9 * MIB)])
         assert store.keys() == []  # written, but not visible before the set is complete
