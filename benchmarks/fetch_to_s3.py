@@ -12,9 +12,12 @@ the transfer alone and its peak RSS (``VmHWM``).
   (``[task_runs] upload_parts_in_flight = 1``);
 - ``boto3-pipe``: a hand-written ``download_fileobj`` -> ``os.pipe`` -> ``upload_fileobj``
   (boto3's managed transfers, 10 threads each, 8 MiB parts), what one would write by hand;
-- ``curl``: ``curl -o /dev/null`` GET of the same object (download only: the floor).
+- ``curl``: ``curl -o /dev/null`` GET of the same object (download only);
+- ``upload-only``: boto3 ``upload_fileobj`` of the same number of bytes from memory (the
+  store's ingest alone: with moto, the floor of any copy into it).
 
-    python benchmarks/fetch_to_s3.py [SIZE_MIB] [ROUNDS]      # default 1024 MiB, 3 rounds
+    python benchmarks/fetch_to_s3.py [SIZE_MIB] [ROUNDS] [MODES]
+    # default 1024 MiB, 3 rounds, MODES=baseline,fetch,fetch-1,boto3-pipe,curl (comma-separated)
 
 Not part of ``make test``.
 """
@@ -42,6 +45,15 @@ dest = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"])
 started = time.perf_counter()
 if mode.startswith("fetch"):
     assert op.execute({})["size"] == size
+elif mode == "upload-only":
+    class Zeros:
+        def __init__(self, n): self.left = n
+        def read(self, n=-1):
+            n = self.left if n < 0 else min(n, self.left)
+            self.left -= n
+            return bytes(n)
+    dst_bucket, dst_key = target[len("s3://"):].split("/", 1)
+    dest.upload_fileobj(Zeros(size), dst_bucket, dst_key)
 elif mode == "boto3-pipe":
     import threading
     src_bucket, src_key = source.split("/", 1)
@@ -109,6 +121,7 @@ def main() -> None:
     size_mib = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     size = size_mib * MIB
+    modes = sys.argv[3].split(",") if len(sys.argv) > 3 else ["baseline", "fetch", "fetch-1", "boto3-pipe", "curl"]
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp())
     from airflow_task_runs.testing import Emulator
 
@@ -117,12 +130,12 @@ def main() -> None:
         key = "results/bench/result.bin"
         _put_large(emu, "nclue-results", key, size)
         run_id = emu.ncp.add_run(lifecycle=["completed"], result_file_path=key)
-        walls: dict[str, list[float]] = {"fetch": [], "fetch-1": [], "boto3-pipe": [], "curl": []}
-        peaks: dict[str, list[int]] = {"baseline": [], "fetch": [], "fetch-1": [], "boto3-pipe": []}
+        walls: dict[str, list[float]] = {mode: [] for mode in modes if mode != "baseline"}
+        peaks: dict[str, list[int]] = {mode: [] for mode in modes if mode != "curl"}
         for round_no in range(rounds):
-            for mode in ("baseline", "fetch", "fetch-1", "boto3-pipe", "curl"):
+            for mode in modes:
                 target = f"s3://my-bucket/bench/{round_no}/{mode}/"
-                if mode == "boto3-pipe":
+                if mode in ("boto3-pipe", "upload-only"):
                     target += "result.bin"
                 if mode == "curl":
                     walls[mode].append(_curl(f"{emu.s3.url}/nclue-results/{key}"))
@@ -131,25 +144,22 @@ def main() -> None:
                 peaks[mode].append(rss)
                 if mode in walls:
                     walls[mode].append(wall)
-                print(f"  round {round_no + 1} {mode:10s} {wall:7.2f} s  peak RSS {rss} MiB", flush=True)
-            print(f"  round {round_no + 1} curl       {walls['curl'][-1]:7.2f} s", flush=True)
+                print(f"  round {round_no + 1} {mode:11s} {wall:7.2f} s  peak RSS {rss} MiB", flush=True)
+            if "curl" in walls:
+                print(f"  round {round_no + 1} curl        {walls['curl'][-1]:7.2f} s", flush=True)
 
     med = {mode: statistics.median(values) for mode, values in walls.items()}
     rss = {mode: statistics.median(values) for mode, values in peaks.items()}
     print(f"\n{size_mib} MiB NCLUE result, object store -> s3:// (both moto), median of {rounds}:")
-    print(f"  fetch       {med['fetch']:7.2f} s  {size_mib / med['fetch']:6.1f} MiB/s")
-    print(f"  fetch-1     {med['fetch-1']:7.2f} s  {size_mib / med['fetch-1']:6.1f} MiB/s (one part in flight)")
-    print(f"  boto3 pipe  {med['boto3-pipe']:7.2f} s  {size_mib / med['boto3-pipe']:6.1f} MiB/s")
-    print(f"  curl GET    {med['curl']:7.2f} s  {size_mib / med['curl']:6.1f} MiB/s (download only)")
-    print(f"  fetch / boto3 pipe = {med['fetch'] / med['boto3-pipe']:.2f}x (goal <= 1.0)")
-    print(f"  fetch / curl GET   = {med['fetch'] / med['curl']:.2f}x (goal <= 2.0)")
-    print(f"  fetch-1 / boto3 pipe = {med['fetch-1'] / med['boto3-pipe']:.2f}x")
-    print(
-        f"  peak RSS: baseline {rss['baseline']:.0f} MiB, fetch {rss['fetch']:.0f} MiB "
-        f"(+{rss['fetch'] - rss['baseline']:.0f}, goal <= 100), fetch-1 {rss['fetch-1']:.0f} MiB "
-        f"(+{rss['fetch-1'] - rss['baseline']:.0f}), boto3 pipe {rss['boto3-pipe']:.0f} MiB "
-        f"(+{rss['boto3-pipe'] - rss['baseline']:.0f})"
-    )
+    for mode, wall in med.items():
+        print(f"  {mode:11s} {wall:7.2f} s  {size_mib / wall:6.1f} MiB/s")
+    for mode in ("fetch", "fetch-1"):
+        for other, goal in (("boto3-pipe", "<= 1.0"), ("curl", "<= 2.0"), ("upload-only", "")):
+            if mode in med and other in med:
+                print(f"  {mode} / {other} = {med[mode] / med[other]:.2f}x" + (f" (goal {goal})" if goal else ""))
+    if "baseline" in rss:
+        for mode, peak in rss.items():
+            print(f"  peak RSS {mode:11s} {peak:5.0f} MiB (+{peak - rss['baseline']:.0f} over baseline)")
 
 
 if __name__ == "__main__":
