@@ -144,7 +144,7 @@ def test_the_deadline_fires_on_time_while_a_request_is_in_flight(emu):
 
 def test_the_deadline_reports_the_last_status_seen(emu):
     task_id = emu.alibaba.add_task(lifecycle=[("RUNNING", 0)])
-    event = run_trigger(_trigger(ROS, {}, "ai_task", {"ai_task_id": task_id}, deadline=0.3, poll=0.05))
+    event = run_trigger(_trigger(ROS, {}, "ai_task", {"ai_task_id": task_id}, deadline=2.0, poll=0.05))
     assert event["event"] == "timeout"
     assert event["raw_status"] == "RUNNING"
     assert "was still RUNNING at the deadline" in event["message"]
