@@ -42,7 +42,7 @@ def _configure_airflow(home: Path, dags_folder: Path, verbose: bool) -> None:
     """Airflow reads its configuration on first import: set everything before importing it."""
     import warnings
 
-    from airflow_task_runs.testing.deployment import airflow_home_environment
+    from airflow_task_runs.testing.airflow_home import airflow_home_environment
 
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     os.environ.update(airflow_home_environment(home, dags_folder))
@@ -135,6 +135,16 @@ def _run_dag(dag: Any, run_output: Path | None) -> tuple[str, dict[str, str]]:
     return str(dagrun.state), states
 
 
+def _store_objects(emulator: Emulator) -> list[tuple[str, int]]:
+    """``(s3://bucket/key, size)`` of every object in the emulator's store, to show where s3:// outputs went."""
+    client = emulator.s3.client()
+    found = []
+    for bucket in client.list_buckets().get("Buckets", []):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
+            found += [(f"s3://{bucket['Name']}/{obj['Key']}", int(obj["Size"])) for obj in page.get("Contents", [])]
+    return sorted(found)
+
+
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
 
@@ -183,12 +193,16 @@ def demo(args: argparse.Namespace) -> int:
                 for task_id in dependency_order(dag):
                     _say(f"  {tasks.get(task_id, 'none'):10s} {task_id}")
                 _say(f"  -> DAG run {state}")
+            stored = _store_objects(emulator)
     _say("\nSummary")
     for dag_id, (state, _, written) in results.items():
         where = f"{len(written)} file(s) in {output / dag_id / stamp}" if written else "nothing written"
         _say(f"  {state:10s} {dag_id}: {where}")
         for file in written:
             _say(f"             {file.relative_to(output / dag_id / stamp)} ({file.stat().st_size} bytes)")
+    _say(f"\n{len(stored)} object(s) in the emulator's S3 store at {emulator.s3.url} (gone with the demo):")
+    for uri, size in stored:
+        _say(f"  {uri} ({size} bytes)")
     failed = [dag_id for dag_id, (state, _, _) in results.items() if state != "success"]
     if failed:
         print(f"\nFAILED: {', '.join(failed)} (rerun with --verbose for the task logs)", file=sys.stderr)

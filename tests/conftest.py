@@ -37,6 +37,8 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def airflow_db():
@@ -85,6 +87,7 @@ def airflow_deployment(task_runs_emulator):
     from airflow_task_runs.testing.deployment import AirflowDeployment
 
     for cloud in task_runs_emulator.clouds.values():
+        cloud.clear_faults()  # a fault another test left unconsumed must not hit the deployment
         cloud.seed_demo()
     with tempfile.TemporaryDirectory(prefix="atr-deployment-") as home:
         dag_files = sorted((ROOT / "example_dags").glob("example_*.py"))

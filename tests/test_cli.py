@@ -110,5 +110,7 @@ def test_demo_talks_orders_tasks_counts_this_runs_files_and_removes_its_home(tmp
     runs = sorted((tmp_path / "out" / "example_ncp_nclue").iterdir())
     assert len(runs) == 2 and all(len(list(r.iterdir())) == 1 for r in runs)
     assert f"example_ncp_nclue: 1 file(s) in {runs[-1]}" in text, text
+    # and where the s3:// copy went, in the emulator's store
+    assert re.search(r"^  s3://my-bucket/demo/ncp/\S+ \(\d+ bytes\)$", text, flags=re.MULTILINE), text
     # nothing left in the temporary directory
     assert list((tmp_path / "tmp").iterdir()) == []

@@ -641,16 +641,38 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
     # -- UI ----------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:  # type: ignore[override]
-        """Reach HealthOmics with the connection (a not-found answer still proves signing works)."""
-        try:
-            self.get_run("0")
-        except ApiError as exc:
-            if exc.code in ("ResourceNotFoundException", "ValidationException"):
-                return True, f"Reached {CLOUD} in {self.region_name or 'the default region'} ({exc.code} for a probe)"
-            return False, str(exc)
-        except Exception as exc:
-            return False, f"{type(exc).__name__}: {exc}"
-        return True, f"Reached {CLOUD} in {self.region_name or 'the default region'}"
+        """Reach HealthOmics once with the connection (a not-found answer still proves signing works)."""
+        from airflow_task_runs.core.connection_test import ConnectionProbe, run_probe
+
+        probe_hook = type(self)(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            botocore_config={"retries": {"mode": "standard", "total_max_attempts": 1}},
+        )
+
+        def describe() -> ConnectionProbe:
+            region = probe_hook.region_name or "the default region"
+            return ConnectionProbe(
+                cloud=CLOUD,
+                host=probe_hook.endpoint_url or f"https://workflows-omics.{region}.amazonaws.com",
+                credential_fields="the aws connection's credentials (login/password, role_arn, profile) or the "
+                "worker's AWS environment, and that the role allows omics:GetRun",
+                host_field="region_name / endpoint_url (extra)",
+                auth_codes=("AccessDenied", "UnrecognizedClient", "InvalidSignature", "NoCredentials"),
+            )
+
+        def call(probe: ConnectionProbe) -> str:
+            region = probe_hook.region_name or "the default region"
+            try:
+                probe_hook.get_run("0")
+            except ApiError as exc:
+                if exc.code in ("ResourceNotFoundException", "ValidationException"):
+                    return f"Reached {CLOUD} at {probe.host} in {region} ({exc.code} for a probe)"
+                raise
+            return f"Reached {CLOUD} at {probe.host} in {region}"
+
+        return run_probe(describe, call)
 
 
 if TYPE_CHECKING:  # mypy checks the hook against the core contract; nothing runs at import

@@ -19,7 +19,12 @@ PROVIDER_INFO: dict[str, Any] = {
     ],
     "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_task_runs.aws.hooks"]}],
     "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_task_runs.aws.sensors"]}],
-    "operators": [{"integration-name": INTEGRATION, "python-modules": ["airflow_task_runs.aws.operators"]}],
+    "operators": [
+        {
+            "integration-name": INTEGRATION,
+            "python-modules": ["airflow_task_runs.aws.operators", "airflow_task_runs.aws.start_run"],
+        }
+    ],
     "extra-links": [
         "airflow_task_runs.aws.links.HealthOmicsRunLink",
         "airflow_task_runs.aws.links.HealthOmicsRunTaskLink",

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_task_runs.core.outputs import check_destination_text, is_templated
+from airflow_task_runs.core.ids import is_templated
+from airflow_task_runs.core.outputs import check_destination_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath

@@ -115,10 +115,6 @@ _LOCAL = ("file", "local", "")
 _PARTIAL = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.partial$")
 
 
-def is_templated(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
 def _filesystem_package(scheme: str) -> str | None:
     """The package fsspec would import for ``scheme`` (``s3`` -> ``s3fs``); None for built-in or unknown."""
     from fsspec.registry import known_implementations, registry
@@ -424,16 +420,27 @@ def remove_stale_partials(final: Path) -> list[Path]:
     return removed
 
 
-class _StoreStaged(_Staged):
-    """An fsspec file on the final key that is committed only by ``publish()`` (S3: a multipart upload)."""
+class _StoreKey:
+    """What both object-store writers do first: name the key, refuse a folder, clear stale uploads."""
 
-    def __init__(self, final: ObjectStoragePath, part_size: int) -> None:
+    uri: str
+    fs: Any
+    key: str
+
+    def _take_key(self, final: ObjectStoragePath) -> None:
         self.uri = plain_uri(final)
         self.fs = final.fs
         self.key = final.path
         if self.fs.isdir(self.key):
             raise _folder_in_the_way(self.uri)
         abort_stale_uploads(self.fs, self.key)
+
+
+class _StoreStaged(_StoreKey, _Staged):
+    """An fsspec file on the final key that is committed only by ``publish()`` (S3: a multipart upload)."""
+
+    def __init__(self, final: ObjectStoragePath, part_size: int) -> None:
+        self._take_key(final)
         try:
             self.handle = self.fs.open(self.key, "wb", block_size=part_size, autocommit=False)
             self.deferred = True
@@ -473,7 +480,7 @@ class _StoreStaged(_Staged):
             log.warning("Could not remove %s (%s: %s)", self.uri, type(exc).__name__, exc)
 
 
-class _S3Staged(_Staged):
+class _S3Staged(_StoreKey, _Staged):
     """S3 (s3fs): a multipart upload straight to the final key, up to ``UPLOADS_IN_FLIGHT`` parts at once.
 
     s3fs's own file uploads one part at a time; here parts go out on s3fs's event loop while the
@@ -482,12 +489,7 @@ class _S3Staged(_Staged):
     """
 
     def __init__(self, final: ObjectStoragePath, part_size: int) -> None:
-        self.uri = plain_uri(final)
-        self.fs = final.fs
-        self.key = final.path
-        if self.fs.isdir(self.key):
-            raise _folder_in_the_way(self.uri)
-        abort_stale_uploads(self.fs, self.key)
+        self._take_key(final)
         self.bucket, self.object_key, _ = self.fs.split_path(self.key)
         self.part_size = part_size
         self.buffer = bytearray()

@@ -133,7 +133,6 @@ class StartRunOperator(ResumableJobMixin, TaskRunSensor[HookT]):
             token = self.new_start_token(context)
             if store is not None:
                 store.set(self.start_token_key, {"token": token, "replaces": prior})
-        self.started_run_id = None  # a stale id read while deciding must not be cancelled on kill
         run_id = self.start_run(context, StartAttempt(token, maybe_started, str(prior) if prior else None))
         self._attach(run_id, context)
         return run_id

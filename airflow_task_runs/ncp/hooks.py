@@ -332,15 +332,30 @@ class NclueHook(HttpTaskRunHook):
         return found
 
     # -- create and cancel (NCP pages "Create task run" and "Delete task run") ---------------
+    #: the look-up by name reads at most this many pages of 100 runs (a server whose ``total`` keeps
+    #: growing, or lies, must not keep a task paging for ever)
+    MAX_LOOKUP_PAGES = 500
+
     def find_task_runs(self, name: str, task_id: str | None = None, feature_id: str | None = None) -> list[TaskRun]:
         """Every run named ``name`` (and, when given, on that task and feature), oldest first."""
-        return [
-            run
-            for run in self.iter_task_runs()
-            if run.run_name == name
-            and (task_id is None or run.task_id == task_id)
-            and (feature_id is None or run.feature_id == feature_id)
-        ]
+        from airflow_task_runs.core.errors import CreateOutcomeUnknownError
+
+        page_size = 100
+        found = []
+        for seen, run in enumerate(self.iter_task_runs(page_size=page_size), start=1):
+            if seen > self.MAX_LOOKUP_PAGES * page_size:
+                raise CreateOutcomeUnknownError(
+                    f"NCLUE look-up of task run {name!r} read {self.MAX_LOOKUP_PAGES} pages of "
+                    f"{page_size} runs without reaching the end of the list; the outcome of the create "
+                    "cannot be told. Check the task runs in the NCP console before retrying"
+                )
+            if (
+                run.run_name == name
+                and (task_id is None or run.task_id == task_id)
+                and (feature_id is None or run.feature_id == feature_id)
+            ):
+                found.append(run)
+        return found
 
     def find_created_run(self, request: dict[str, str], exclude: tuple[str, ...] = ()) -> TaskRun | None:
         """The run a create ``request`` made, if NCLUE has it: the newest match not in ``exclude``."""

@@ -60,5 +60,10 @@ PROVIDER_INFO: dict[str, Any] = {
     ],
     "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_task_runs.ncp.hooks"]}],
     "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_task_runs.ncp.sensors"]}],
-    "operators": [{"integration-name": INTEGRATION, "python-modules": ["airflow_task_runs.ncp.operators"]}],
+    "operators": [
+        {
+            "integration-name": INTEGRATION,
+            "python-modules": ["airflow_task_runs.ncp.operators", "airflow_task_runs.ncp.create_run"],
+        }
+    ],
 }

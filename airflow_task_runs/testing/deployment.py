@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from airflow_task_runs.testing.airflow_home import airflow_home_environment
+
 T = TypeVar("T")
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -31,22 +33,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def airflow_home_environment(home: Path, dags_folder: Path) -> dict[str, str]:
-    """What every Airflow process of a throwaway SQLite home needs (read before Airflow is imported)."""
-    from cryptography.fernet import Fernet
-
-    return {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__FERNET_KEY": os.environ.get("AIRFLOW__CORE__FERNET_KEY") or Fernet.generate_key().decode(),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T:

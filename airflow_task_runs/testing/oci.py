@@ -33,6 +33,8 @@ MAX_CLOCK_SKEW_SECONDS = 5 * 60
 API = "/20260430"
 PLATFORM_ID = "ocid1.aidataplatform.oc1.iad.emulator"
 WORKSPACE_KEY = "demo-workspace"
+#: scripted runs answer under any platform id and workspace key unless given their own
+ANY = "*"
 TENANCY = "ocid1.tenancy.oc1..aaaaaaaaemulatortenancy"
 USER = "ocid1.user.oc1..aaaaaaaaemulatoruser"
 REGION = "us-ashburn-1"
@@ -145,6 +147,12 @@ def matrix_items() -> tuple[list[dict[str, Any]], list[bytes | None]]:
     return items, contents
 
 
+def _lookup(table: dict[Any, Any], platform: str, workspace: str, *rest: str) -> Any:
+    """The entry scripted for this platform and workspace, else the one scripted for any (``ANY``)."""
+    found = table.get((platform, workspace, *rest))
+    return found if found is not None else table.get((ANY, ANY, *rest))
+
+
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
     return Reply.json(status, {"code": code, "message": message}, headers)
 
@@ -225,8 +233,8 @@ class OciEmulator(EmulatorServer):
         output_key: str | None = "output",
         state_message: str | None = None,
         error_trace: str | None = None,
-        platform: str = PLATFORM_ID,
-        workspace: str = WORKSPACE_KEY,
+        platform: str = ANY,
+        workspace: str = ANY,
         **fields: Any,
     ) -> str:
         key = key or f"tr-{uuid.uuid4().hex[:12]}"
@@ -246,8 +254,8 @@ class OciEmulator(EmulatorServer):
         is_truncated: bool = False,
         error_trace: str | None = None,
         contents: list[bytes | None] | None = None,
-        platform: str = PLATFORM_ID,
-        workspace: str = WORKSPACE_KEY,
+        platform: str = ANY,
+        workspace: str = ANY,
         raw: bytes | None = None,
     ) -> None:
         """Serve ``items`` for this output; ``raw`` replaces the whole body (for malformed cases)."""
@@ -276,8 +284,8 @@ class OciEmulator(EmulatorServer):
         metrics: dict[str, float] | None = None,
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
-        platform: str = PLATFORM_ID,
-        workspace: str = WORKSPACE_KEY,
+        platform: str = ANY,
+        workspace: str = ANY,
         **info: Any,
     ) -> str:
         run_id = run_id or uuid.uuid4().hex
@@ -477,7 +485,7 @@ class OciEmulator(EmulatorServer):
             run_id = request.query.get("run_id")
             if not run_id:
                 return _error(400, "InvalidParameter", "run_id is required", rid)
-            run = self.experiment_runs.get((platform, workspace, run_id))
+            run = _lookup(self.experiment_runs, platform, workspace, run_id)
             if run is None:
                 return _error(404, "NotAuthorizedOrNotFound", f"run {run_id} not found", rid)
             status = run.lifecycle.advance()
@@ -486,7 +494,7 @@ class OciEmulator(EmulatorServer):
                 info.setdefault("end_time", 1767229200000)
             return Reply.json(200, {"run": {**run.body, "info": info}}, rid)
         key = unquote(match["task_run"])
-        task_run = self.task_runs.get((platform, workspace, key))
+        task_run = _lookup(self.task_runs, platform, workspace, key)
         if task_run is None:
             return _error(404, "NotAuthorizedOrNotFound", f"task run {key} not found in workspace {workspace}", rid)
         if not match["fetch"]:
@@ -509,7 +517,7 @@ class OciEmulator(EmulatorServer):
             return _error(400, "InvalidParameter", 'body must be {"outputKey": "..."}', rid)
         if not isinstance(output_key, str) or not 1 <= len(output_key) <= 100:
             return _error(400, "InvalidParameter", "outputKey must be 1 to 100 characters", rid)
-        body = self.outputs.get((platform, workspace, key, output_key))
+        body = _lookup(self.outputs, platform, workspace, key, output_key)
         if body is None:
             return _error(404, "NotAuthorizedOrNotFound", f"output {output_key} of task run {key} not found", rid)
         if callable(body):

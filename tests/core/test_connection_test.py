@@ -141,3 +141,32 @@ def test_oci_pass_phrase_messages_use_the_documented_field_name(task_runs_connec
     assert not ok
     assert "passphrase (extra passphrase)" in message and expected in message, message
     assert "pass_phrase" not in message
+
+
+def aws_conn(emulator, **extra) -> dict:
+    conn = emulator.aws.airflow_connection()
+    return {**conn, "extra": {**conn["extra"], **extra}}
+
+
+def test_aws_unreachable_endpoint_names_cloud_host_and_field_after_one_attempt(task_runs_connections, monkeypatch):
+    from airflow_task_runs.aws.hooks import HealthOmicsHook
+
+    url = closed_port_url()
+    set_conn(monkeypatch, "aws_down", aws_conn(task_runs_connections, endpoint_url=url))
+    ok, message = HealthOmicsHook(aws_conn_id="aws_down").test_connection()
+    assert not ok
+    assert message.startswith(f"AWS HealthOmics: cannot reach {url}"), message
+    assert "region_name / endpoint_url (extra)" in message
+
+
+def test_aws_wrong_secret_names_what_to_check(task_runs_connections, monkeypatch):
+    from airflow_task_runs.aws.hooks import HealthOmicsHook
+
+    aws = task_runs_connections.aws
+    set_conn(monkeypatch, "aws_wrong", {**aws_conn(task_runs_connections), "password": "wrong-secret-value"})
+    aws.reset_log()
+    ok, message = HealthOmicsHook(aws_conn_id="aws_wrong").test_connection()
+    assert not ok
+    assert message.startswith(f"AWS HealthOmics at {aws.url} refused the credentials"), message
+    assert "aws connection's credentials" in message and "wrong-secret-value" not in message
+    assert len(aws.requests) == 1

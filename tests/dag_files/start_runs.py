@@ -9,7 +9,7 @@ from airflow.sdk import DAG
 from airflow_task_runs.aws.operators import HealthOmicsStartRunOperator
 from airflow_task_runs.ncp.operators import NclueCreateTaskRunOperator
 
-for mode in ("poke", "deferrable"):
+for mode in ("poke", "deferrable", "reschedule"):
     with DAG(
         dag_id=f"start_healthomics_{mode}",
         schedule=None,
@@ -25,11 +25,14 @@ for mode in ("poke", "deferrable"):
             output_uri_prefix_mode="{{ params.prefix_mode }}",
             parameters={"sample": "{{ run_id }}"},
             deferrable=mode == "deferrable",
-            poke_interval=0.1,
+            mode="reschedule" if mode == "reschedule" else "poke",
+            poke_interval=1 if mode == "reschedule" else 0.1,
             timeout=60,
             retries=1,
             retry_delay=timedelta(0),
         )
+    if mode == "reschedule":
+        continue
     with DAG(
         dag_id=f"create_nclue_{mode}",
         schedule=None,

@@ -16,11 +16,16 @@ def _run(dag_id: str, **conf):
 
 
 @pytest.mark.dags
-@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+@pytest.mark.parametrize("mode", ["poke", "deferrable", "reschedule"])
 def test_healthomics_start_wait_outputs(airflow_db, task_runs_connections, mode):
     emu = task_runs_connections.aws
-    before = len(emu.started)
-    ti = _run(f"start_healthomics_{mode}")
+    before, lifecycle = len(emu.started), emu.start_lifecycle
+    if mode == "reschedule":  # each reschedule waits poke_interval (1 s at least): keep the run short
+        emu.start_lifecycle = [("RUNNING", 1), ("COMPLETED", 0)]
+    try:
+        ti = _run(f"start_healthomics_{mode}")
+    finally:
+        emu.start_lifecycle = lifecycle
     assert ti.state == "success"
     (run_id,) = emu.started[before:]
     result = ti.xcom_pull(task_ids="start")
@@ -100,3 +105,38 @@ def test_nclue_create_that_may_have_happened_is_looked_up_not_repeated(airflow_d
     assert (ti.state, ti.try_number) == ("success", 2)
     (run_id,) = emu.created[before:]  # the second try found it by name instead of creating another
     assert ti.xcom_pull(task_ids="create")["run_id"] == run_id
+
+
+@pytest.mark.dags
+def test_sigterm_to_the_task_process_cancels_exactly_the_run_it_started(airflow_db, task_runs_connections, tmp_path):
+    """Airflow's task runner turns SIGTERM (mark failed, clear, execution_timeout) into on_kill."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    emu = task_runs_connections.aws
+    lifecycle, emu.start_lifecycle = emu.start_lifecycle, [("RUNNING", 0)]
+    watched = emu.add_run(lifecycle=[("RUNNING", 0)])  # another run going on meanwhile
+    before, cancelled_before = len(emu.started), list(emu.cancelled)
+    dag_file = os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "start_runs.py")
+    script = (
+        "from airflow.dag_processing.dagbag import DagBag; "
+        f"DagBag(dag_folder={dag_file!r}).get_dag('start_healthomics_poke').test()"
+    )
+    log = tmp_path / "task.log"
+    try:
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ), stdout=out, stderr=out)
+            deadline = time.monotonic() + 60
+            while not (emu.started[before:] and len(emu.requests_to(f"/run/{emu.started[-1]}", "GET")) >= 2):
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+    finally:
+        emu.start_lifecycle = lifecycle
+    (run_id,) = emu.started[before:]
+    assert emu.cancelled[len(cancelled_before) :] == [run_id], log.read_text()[-3000:]
+    assert watched not in emu.cancelled

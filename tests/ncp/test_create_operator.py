@@ -6,12 +6,13 @@ Create -> wait -> fetch in both modes and retries run under dag.test in tests/da
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 
 import pytest
 
-from airflow_task_runs.core.errors import RunNotCancellableError
+from airflow_task_runs.core.errors import CreateOutcomeUnknownError, RunNotCancellableError
 from airflow_task_runs.ncp.operators import NclueCancelTaskRunOperator, NclueCreateTaskRunOperator
 from airflow_task_runs.testing.sensors import defer, run_sensor, task_context
 
@@ -105,11 +106,23 @@ def test_create_wait_fetch_to_a_destination(emu, tmp_path, deferrable):
     assert (tmp_path / written["result_file_path"].rsplit("/", 1)[-1]).read_bytes() == emu.create_result
 
 
-def test_the_name_given_is_the_run_name(emu):
+def test_the_name_given_starts_the_run_name_and_the_attempt_token_ends_it(emu):
     emu.create_lifecycle = [("completed", 0)]
     result = _op(name="daily-scores-20261123").execute(task_context())
-    assert emu.runs[result["run_id"]].fields["run_name"] == "daily-scores-20261123"
+    assert re.fullmatch(r"daily-scores-20261123-[0-9a-f]{8}", emu.runs[result["run_id"]].fields["run_name"])
     assert "result" not in result
+
+
+def test_a_lost_answer_never_adopts_an_older_run_of_the_same_given_name(emu):
+    """A fixed name is the normal case: yesterday's run of that name must not pass for today's."""
+    emu.create_lifecycle = [("completed", 0)]
+    old = _op(name="nightly-scores").execute(task_context())["run_id"]
+    before = len(emu.created)
+    emu.inject("status", status=503, match="/api/v1/task-runs", times=1)
+    with pytest.raises(CreateOutcomeUnknownError):
+        _op(name="nightly-scores").execute(task_context())
+    assert len(emu.created) == before, "the 503 answered the POST: nothing was created"
+    assert old in emu.runs
 
 
 def test_not_waiting_returns_once_created(emu):

@@ -168,3 +168,16 @@ def test_malformed_run_body_is_a_clear_error(emu):
         NclueHook().get_task_run(run_id)
     assert caught.value.cloud == "NCP NCLUE"
     assert f"GET http://127.0.0.1:{emu.port}/api/v1/task-runs/{run_id}" in str(caught.value)
+
+
+def test_the_look_up_by_name_reads_a_bounded_number_of_pages(emu, monkeypatch):
+    """A create's lost answer is looked up by name; a list that never seems to end must not page for ever."""
+    from airflow_task_runs.core.errors import CreateOutcomeUnknownError
+
+    for _ in range(250):
+        emu.add_run(lifecycle=[("completed", 0)])
+    monkeypatch.setattr(NclueHook, "MAX_LOOKUP_PAGES", 2)
+    emu.reset_log()
+    with pytest.raises(CreateOutcomeUnknownError, match="read 2 pages of 100 runs"):
+        NclueHook().find_task_runs("no-such-run")
+    assert len(emu.requests_to("/api/v1/task-runs", "GET")) == 3  # two pages read, the third refused
