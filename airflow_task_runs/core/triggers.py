@@ -94,7 +94,7 @@ class TaskRunTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_task_runs.core.shared import import_off_loop, shared_hooks
+        from airflow_task_runs.core.shared import import_off_loop, poll_pacer, shared_hooks
 
         # the first trigger of a cloud imports its hook module (botocore, for AWS) off the loop
         await import_off_loop(self.hook_path)
@@ -107,6 +107,8 @@ class TaskRunTrigger(BaseTrigger):
         last: RunStatus | None = None
         try:
             while True:
+                await poll_pacer.turn()
+                asked_at = time.monotonic()
                 try:
                     # The deadline bounds the call itself: a slow or trickling server cannot
                     # hold the trigger past it (the request is cancelled, its socket closed).
@@ -129,7 +131,9 @@ class TaskRunTrigger(BaseTrigger):
                 if remaining <= 0:
                     yield self._timeout_event(last)
                     return
-                await asyncio.sleep(min(self.poll_interval, remaining))
+                # Polls keep their cadence (one every poll_interval, not interval + answer time),
+                # so a busy triggerer or a slow API does not stretch every watch's schedule.
+                await asyncio.sleep(min(max(0.0, self.poll_interval - (time.monotonic() - asked_at)), remaining))
         finally:
             await shared_hooks.release(self.hook_path, self.hook_kwargs)
 

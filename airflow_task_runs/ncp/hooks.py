@@ -26,6 +26,11 @@ API_PREFIX = "/api/v1"
 #: NCLUE's largest list page, and how many pages one coalesced round may read at most
 LIST_PAGE = 100
 MAX_LIST_PAGES = 20
+#: list pages younger than this answer a round without a new list call (rounds of watches
+#: whose schedules drifted a little apart then share one read; a status is at most this old)
+LIST_FRESHNESS = 0.5
+#: a watched run not asked for in this long is no longer looked for in list reads
+WATCH_FORGET = 3600.0
 
 TASK_RUN_STATES = StatusTable(
     "NCP NCLUE",
@@ -154,6 +159,11 @@ class NclueHook(HttpTaskRunHook):
     def __init__(self, ncp_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(ncp_conn_id, **kwargs)
         self.ncp_conn_id = ncp_conn_id
+        #: the runs the last list read showed, and when (monotonic): see LIST_FRESHNESS
+        self._listed: tuple[float, dict[str, TaskRun]] = (float("-inf"), {})
+        #: every run watched through this hook, and when it was last asked for: a list read
+        #: looks for all of them, not only the ones whose round happens to run it
+        self._watched: dict[str, float] = {}
 
     # -- session -----------------------------------------------------------------------------
     def _credentials(self, conn: Connection) -> tuple[str, str]:
@@ -308,28 +318,44 @@ class NclueHook(HttpTaskRunHook):
         first, the newest pages start at index 0; oldest first, they are the last ones (read from
         the end, never overlapping page 0, so no run is seen twice in a round).
         """
+        import time
+
+        now = time.monotonic()
+        self._watched.update(dict.fromkeys(wanted, now))
+        listed_at, listed = self._listed
+        if now - listed_at < LIST_FRESHNESS:  # runs not in those pages are read by id
+            return {run_id: listed[run_id] for run_id in wanted if run_id in listed}
+        listed_at = now
+        for run_id, asked in list(self._watched.items()):
+            if now - asked > WATCH_FORGET:  # a watch that went away without its run ending
+                del self._watched[run_id]
+        wanted = wanted | self._watched.keys()
         budget = min(MAX_LIST_PAGES, len(wanted) // LIST_PAGE + 2)
         first = await self.alist_task_runs(index=0, limit=LIST_PAGE)
-        found = {run.run_id: run for run in first.runs if run.run_id in wanted}
+        seen = {run.run_id: run for run in first.runs}
         pages = 1
         if _oldest_first(first.runs):
             end = first.total
-            while end > LIST_PAGE and pages < budget and len(found) < len(wanted):
+            while end > LIST_PAGE and pages < budget and not wanted <= seen.keys():
                 start = max(LIST_PAGE, end - LIST_PAGE)
                 page = await self.alist_task_runs(index=start, limit=end - start)
-                found.update((run.run_id, run) for run in page.runs if run.run_id in wanted)
+                seen.update((run.run_id, run) for run in page.runs)
                 pages += 1
                 end = start
         else:
             index = len(first.runs)
-            while index < first.total and pages < budget and len(found) < len(wanted):
+            while index < first.total and pages < budget and not wanted <= seen.keys():
                 page = await self.alist_task_runs(index=index, limit=LIST_PAGE)
                 if not page.runs:
                     break
-                found.update((run.run_id, run) for run in page.runs if run.run_id in wanted)
+                seen.update((run.run_id, run) for run in page.runs)
                 index += len(page.runs)
                 pages += 1
-        return found
+        self._listed = (listed_at, seen)
+        for run_id, run in seen.items():
+            if run_id in self._watched and self.status_of(run).state.is_terminal:
+                del self._watched[run_id]  # its watch ends with this answer
+        return {run_id: seen[run_id] for run_id in wanted if run_id in seen}
 
     # -- create and cancel (NCP pages "Create task run" and "Delete task run") ---------------
     #: the look-up by name reads at most this many pages of 100 runs (a server whose ``total`` keeps
