@@ -31,7 +31,21 @@ POLLS = 10
 INTERVAL = 1.0
 IDEAL = (POLLS - 1) * INTERVAL
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("ncp", "ncp-alone", "aws-tasks", "aws-runs", "oci", "ros", "dbt", "bare-aiohttp", "bare-httpx")
+VARIANTS = (
+    "ncp",
+    "ncp-alone",
+    "ncp-alone@httpx",
+    "aws-tasks",
+    "aws-runs",
+    "aws-runs-alone",
+    "oci",
+    "oci@httpx",
+    "ros",
+    "ros@httpx",
+    "dbt",
+    "bare-aiohttp",
+    "bare-httpx",
+)
 SIZES = (100, 1000, 2000)
 
 
@@ -109,6 +123,7 @@ def serve(cert: str, key: str, port_file: str) -> None:
         stats["requests"] = 0
         stats["peers"] = set()
         ncp_ids[:] = [f"u{i}" for i in range(extra_runs)] + list(body.get("ncp_runs", []))
+        omics_ids[:] = list(body.get("omics_runs", []))
         return web.json_response({})
 
     async def control_stats(request: web.Request) -> web.Response:
@@ -164,6 +179,24 @@ def serve(cert: str, key: str, port_file: str) -> None:
             {"id": run_id, "status": "COMPLETED" if done else "RUNNING", "uuid": f"uuid-{run_id}", "name": "bench"}
         )
 
+    omics_ids: list[str] = []
+
+    async def omics_list_runs(request: web.Request) -> web.Response:
+        """ListRuns: every watched run is RUNNING until its POLLS-th read (a listing reads it)."""
+        size = int(request.query.get("maxResults", 100))
+        start = int(request.query.get("startingToken", 0) or 0)
+        if request.query.get("status") != "RUNNING":
+            return web.json_response({"items": []})
+        going = [r for r in omics_ids if reads.get(f"omics-run/{r}", 0) < POLLS]
+        items = [
+            {"id": r, "status": "COMPLETED" if status(f"omics-run/{r}") else "RUNNING", "name": "bench"}
+            for r in going[start : start + size]
+        ]
+        body: dict[str, Any] = {"items": items}
+        if start + size < len(going):
+            body["nextToken"] = str(start + size)
+        return web.json_response(body)
+
     async def omics_tasks(request: web.Request) -> web.Response:
         run_id = request.match_info["run_id"]
         size = int(request.query.get("maxResults", 100))
@@ -197,6 +230,7 @@ def serve(cert: str, key: str, port_file: str) -> None:
             web.get("/api/v1/task-runs", ncp_list),
             web.get("/20260430/aiDataPlatforms/{p}/workspaces/{w}/taskRuns/{key}", oci_get),
             web.post("/", ros),
+            web.get("/run", omics_list_runs),
             web.get("/run/{run_id}", omics_run),
             web.get("/run/{run_id}/task", omics_tasks),
             web.get("/run/{run_id}/task/{task_id}", omics_task_get),
@@ -220,17 +254,25 @@ def serve(cert: str, key: str, port_file: str) -> None:
 
 
 # -- client variants (each in its own process) --------------------------------------------------
-class NclueAlone:
+def _alone(hook_path: str) -> Any:
+    """The hook class at ``hook_path`` with coalescing off: every watch polls its run by id."""
+    from airflow.sdk._shared.module_loading import import_string
+
+    class Alone(import_string(hook_path)):  # type: ignore[misc]
+        def batch_key(self, kind: str, ref: Any) -> None:
+            return None
+
+    return Alone
+
+
+def NclueAlone(**kwargs: Any) -> Any:
     """NCLUE polled run by run (no list coalescing): what every watch cost before."""
+    return _alone("airflow_task_runs.ncp.hooks.NclueHook")(**kwargs)
 
-    def __new__(cls, **kwargs: Any) -> Any:
-        from airflow_task_runs.ncp.hooks import NclueHook
 
-        class _Alone(NclueHook):
-            def batch_key(self, kind: str, ref: Any) -> None:
-                return None
-
-        return _Alone(**kwargs)
+def HealthOmicsAlone(**kwargs: Any) -> Any:
+    """HealthOmics runs polled run by run with GetRun (no ListRuns coalescing)."""
+    return _alone("airflow_task_runs.aws.hooks.HealthOmicsHook")(**kwargs)
 
 
 def _connections(base: str, cert: str) -> dict[str, str]:
@@ -297,9 +339,11 @@ def _triggers(variant: str, n: int) -> tuple[list[Any], dict[str, Any]]:
     if variant == "ros":
         kw = {"alibaba_ros_conn_id": "ros_bench"}
         return [ours(_HOOKS["ros"], kw, "ai_task", {"ai_task_id": f"t-{i}"}) for i in range(n)], {}
-    if variant == "aws-runs":
+    if variant in ("aws-runs", "aws-runs-alone"):
         kw = {"aws_conn_id": "aws_bench"}
-        return [ours(_HOOKS["aws"], kw, "run", {"run_id": f"{i}"}) for i in range(n)], {}
+        hook = _HOOKS["aws"] if variant == "aws-runs" else "trigger_fanout.HealthOmicsAlone"
+        ids = [f"{i}" for i in range(n)]
+        return [ours(hook, kw, "run", {"run_id": r}) for r in ids], {"omics_runs": ids}
     if variant == "aws-tasks":
         kw = {"aws_conn_id": "aws_bench"}
         per_run = 100
@@ -367,7 +411,13 @@ async def _bare_httpx(n: int, base: str, cert: str) -> list[Any]:
 
 
 def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
+    """One variant in this process; ``<variant>@httpx`` runs it on httpx's own async transport
+    (the sessions' default is aiohttp's, core/aio_transport.py), to compare the two."""
     os.environ.update(_connections(base, cert))
+    label = variant
+    variant, _, transport = variant.partition("@")
+    if transport:
+        os.environ["AIRFLOW_TASK_RUNS_ASYNC_TRANSPORT"] = transport
     os.environ["SSL_CERT_FILE"] = cert  # dbt-cloud's aiohttp session trusts the default store
     sys.path.insert(0, str(HERE))
     import httpx
@@ -412,7 +462,7 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
     print(
         json.dumps(
             {
-                "variant": variant,
+                "variant": label,
                 "n": n,
                 "cpu_ms_per_watch_poll": cpu * 1000 / (n * POLLS),
                 "calls_per_watch_poll": stats["requests"] / (n * POLLS),
@@ -441,7 +491,7 @@ def main() -> None:
         base = f"https://127.0.0.1:{port_file.read_text()}"
         env = {**os.environ, "AIRFLOW_HOME": str(folder), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
         print(
-            f"{'variant':<13} {'N':>5} {'CPU ms/wp':>9} {'calls/wp':>8} {'TCP':>5} {'RSS MiB':>8} {'wall/ideal':>10} "
+            f"{'variant':<16} {'N':>5} {'CPU ms/wp':>9} {'calls/wp':>8} {'TCP':>5} {'RSS MiB':>8} {'wall/ideal':>10} "
             f"{'stall s':>7} {'ok':>9}"
         )
         for n in sizes:
@@ -455,11 +505,11 @@ def main() -> None:
                 )
                 lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
                 if out.returncode or not lines:
-                    print(f"{variant:<13} {n:>5} failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
+                    print(f"{variant:<16} {n:>5} failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
                     continue
                 r = json.loads(lines[-1])
                 print(
-                    f"{variant:<13} {n:>5} {r['cpu_ms_per_watch_poll']:>9.3f} {r['calls_per_watch_poll']:>8.3f} "
+                    f"{variant:<16} {n:>5} {r['cpu_ms_per_watch_poll']:>9.3f} {r['calls_per_watch_poll']:>8.3f} "
                     f"{r['connections']:>5} {r['peak_rss_mib']:>8.0f} {r['wall_over_ideal']:>+10.1%} "
                     f"{r['max_stall_s']:>7.3f} {r['ok']:>9}",
                     flush=True,

@@ -18,6 +18,7 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow_task_runs.core.botocore_errors import api_error
 from airflow_task_runs.core.errors import ApiError
 from airflow_task_runs.core.hooks import RunStatusMixin, StatusPair
+from airflow_task_runs.core.shared import RecentListing
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from botocore.config import Config
 
-    from airflow_task_runs.aws.models import Run, RunTask, TaskListItem
+    from airflow_task_runs.aws.models import Run, RunListItem, RunTask, TaskListItem
     from airflow_task_runs.core.http import RetryPolicy, Timeouts
 
 CLOUD = "AWS HealthOmics"
@@ -151,6 +152,17 @@ def _listed_status(item: TaskListItem, run_id: str) -> RunStatus:
     return TASK_STATES.status(item.status, details={"runId": run_id, **item.model_dump(mode="json", exclude_none=True)})
 
 
+def _listed_run_status(item: RunListItem) -> RunStatus:
+    """A run still going, as ``ListRuns`` shows it (ended runs are read with GetRun)."""
+    return RUN_STATES.status(item.status, details=item.model_dump(mode="json", exclude_none=True))
+
+
+#: the statuses of a run that has not ended, one ``ListRuns`` call each
+ACTIVE_RUN_STATUSES = ("PENDING", "STARTING", "RUNNING", "STOPPING")
+#: pages of 100 read per status and round; watched runs beyond them are read with GetRun
+MAX_ACTIVE_RUN_PAGES = 20
+
+
 def _strip(response: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     meta = response.get("ResponseMetadata") or {}
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}, meta.get("RequestId")
@@ -184,6 +196,8 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         self._async_stack: contextlib.AsyncExitStack | None = None
         self._async_client: Any = None
         self._async_client_lock: asyncio.Lock | None = None
+        #: the last ListRuns of the active statuses (coalesced run watches)
+        self._active_runs: RecentListing[RunListItem] = RecentListing()
         self._logs_client: Any = None
         self._s3_client: Any = None
 
@@ -415,6 +429,24 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
             await self._abounded(every_page())
         return items
 
+    async def alist_runs(self, status: str, max_pages: int = MAX_ACTIVE_RUN_PAGES) -> list[RunListItem]:
+        """``ListRuns`` of one status, at most ``max_pages`` pages of 100."""
+        from airflow_task_runs.aws.models import RunListItem
+
+        client = await self.aclient()
+        items: list[RunListItem] = []
+
+        async def pages() -> None:
+            paginator = client.get_paginator("list_runs").paginate(
+                status=status, PaginationConfig={"PageSize": 100, "MaxItems": 100 * max_pages}
+            )
+            async for page in paginator:
+                items.extend(RunListItem.model_validate(item) for item in page.get("items", []))
+
+        with _mapped("ListRuns", f"runs {status}", host=client.meta.endpoint_url):
+            await self._abounded(pages())
+        return items
+
     # -- status (the core contract) ----------------------------------------------------------
     @staticmethod
     def run_status_of(run: Run) -> RunStatus:
@@ -464,8 +496,10 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
     # -- coalesced polling: one ListRunTasks answers every watched task of a run --------------
     def batch_key(self, kind: str, ref: Mapping[str, Any]) -> Hashable | None:
-        """Task watches of one run share its ``ListRunTasks``; run watches are polled alone."""
-        return ("tasks", str(ref.get("run_id"))) if kind == "task" else None
+        """Task watches of one run share its ``ListRunTasks``; run watches share ``ListRuns``."""
+        if kind == "task":
+            return ("tasks", str(ref.get("run_id")))
+        return ("runs",) if kind == "run" else None
 
     async def arun_statuses(self, kind: str, refs: Sequence[Mapping[str, Any]]) -> list[RunStatus | BaseException]:
         """Every watched task of one run from one ``ListRunTasks`` (all its pages).
@@ -477,6 +511,8 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         """
         from airflow_task_runs.core.shared import gather_statuses
 
+        if kind == "run":
+            return await self._arun_statuses_listed(refs)
         if kind != "task":
             return await super().arun_statuses(kind, refs)
         run_id = str(refs[0]["run_id"])
@@ -499,6 +535,37 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         return [
             answers[id(ref)] if id(ref) in answers else _listed_status(listed[ref["run_task_id"]], run_id)
             for ref in refs
+        ]
+
+    async def _arun_statuses_listed(self, refs: Sequence[Mapping[str, Any]]) -> list[RunStatus | BaseException]:
+        """Run watches from ``ListRuns`` of the active statuses, one call each (and their pages).
+
+        ``ListRuns`` filters by status but says nothing of its order, so the hook lists what
+        is still going: a watched run found there is answered from the list; one that is not
+        (it ended, or moved on between two of the calls) is read with ``GetRun``, so its
+        terminal event carries the same details as a run polled alone. Few watches are polled
+        alone: the lists would cost more calls than they save. Lists younger than
+        :data:`~airflow_task_runs.core.shared.LIST_FRESHNESS` answer the next rounds too.
+        """
+        from airflow_task_runs.core.shared import gather_statuses
+
+        if len(refs) <= len(ACTIVE_RUN_STATUSES):
+            return await gather_statuses(lambda ref: self.aget_run_status(**ref), refs)
+        for ref in refs:
+            self._check_ids(str(ref.get("run_id")))
+        listed = self._active_runs.fresh()
+        if listed is None:
+            listed = {}
+            for status in ACTIVE_RUN_STATUSES:
+                listed.update((item.id, item) for item in await self.alist_runs(status))
+            self._active_runs.store(listed)
+        alone = [
+            ref for ref in refs if str(ref["run_id"]) not in listed or _is_terminal(listed[str(ref["run_id"])].status)
+        ]
+        read_alone = await gather_statuses(lambda ref: self.aget_run_status(**ref), alone)
+        answers = dict(zip(map(id, alone), read_alone, strict=True))
+        return [
+            answers[id(ref)] if id(ref) in answers else _listed_run_status(listed[str(ref["run_id"])]) for ref in refs
         ]
 
     # -- helpers for the operators -----------------------------------------------------------

@@ -179,10 +179,14 @@ class HttpTaskRunHook(TaskRunHook):
         # import (pydantic builds every validator) does not stall the triggerer's loop.
         import importlib
 
-        try:
-            importlib.import_module(f"{type(self).__module__.rpartition('.')[0]}.models")
-        except ImportError:
-            pass
+        for klass in type(self).__mro__:  # the cloud's package, also for a user's subclass
+            package = klass.__module__.rpartition(".")[0]
+            if package.startswith("airflow_task_runs.") and package != "airflow_task_runs.core":
+                try:
+                    importlib.import_module(f"{package}.models")
+                except ImportError:
+                    pass
+                break
         session = self._build_session(conn)
         session.limiter = self.rate_limiter(conn)
         return session

@@ -22,7 +22,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     import httpx
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from airflow_task_runs.core.states import RunStatus
 
 log = logging.getLogger(__name__)
+_Item = TypeVar("_Item")
 
 #: how long a coalescer waits for more watches before it makes the shared call
 COALESCE_WINDOW = 0.02
@@ -242,6 +243,29 @@ class Coalescer:
             task.cancel()
 
 
+#: list reads younger than this answer a round without a new list call: rounds of watches whose
+#: schedules drifted a little apart share one read, and a status is at most this old
+LIST_FRESHNESS = 0.5
+
+
+class RecentListing(Generic[_Item]):
+    """The runs a hook's last list read showed, by id, while they are fresh enough to reuse."""
+
+    def __init__(self, freshness: float = LIST_FRESHNESS) -> None:
+        self.freshness = freshness
+        self._at = float("-inf")
+        self._runs: dict[str, _Item] = {}
+
+    def fresh(self) -> dict[str, _Item] | None:
+        """The last read, or None when there is none younger than ``freshness``."""
+        return self._runs if time.monotonic() - self._at < self.freshness else None
+
+    def store(self, runs: dict[str, _Item], read_at: float | None = None) -> None:
+        """Keep a read; ``read_at`` (monotonic) is when it started (default: now)."""
+        self._at = time.monotonic() if read_at is None else read_at
+        self._runs = runs
+
+
 # -- shared hooks ----------------------------------------------------------------------------
 @dataclass
 class _Entry:
@@ -383,6 +407,14 @@ shared_hooks = SharedHooks()
 async def gather_statuses(
     call: Callable[[Mapping[str, Any]], Awaitable[RunStatus]], refs: Sequence[Mapping[str, Any]]
 ) -> list[RunStatus | BaseException]:
-    """Per-run calls side by side: the fallback of hooks (or runs) that no list call answers."""
-    results = await asyncio.gather(*(call(ref) for ref in refs), return_exceptions=True)
+    """Per-run calls side by side: the fallback of hooks (or runs) that no list call answers.
+
+    They start a few per loop iteration (:data:`poll_pacer`), like the triggers' own polls.
+    """
+
+    async def paced(ref: Mapping[str, Any]) -> RunStatus:
+        await poll_pacer.turn()
+        return await call(ref)
+
+    results = await asyncio.gather(*(paced(ref) for ref in refs), return_exceptions=True)
     return list(results)

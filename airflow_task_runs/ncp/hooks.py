@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_task_runs.core.connection_test import ConnectionProbe, check_choice, run_probe, single_attempt
 from airflow_task_runs.core.hooks import HttpTaskRunHook, StatusPair, normalize_url
+from airflow_task_runs.core.shared import RecentListing
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
 if TYPE_CHECKING:
@@ -26,9 +27,6 @@ API_PREFIX = "/api/v1"
 #: NCLUE's largest list page, and how many pages one coalesced round may read at most
 LIST_PAGE = 100
 MAX_LIST_PAGES = 20
-#: list pages younger than this answer a round without a new list call (rounds of watches
-#: whose schedules drifted a little apart then share one read; a status is at most this old)
-LIST_FRESHNESS = 0.5
 #: a watched run not asked for in this long is no longer looked for in list reads
 WATCH_FORGET = 3600.0
 
@@ -159,8 +157,8 @@ class NclueHook(HttpTaskRunHook):
     def __init__(self, ncp_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(ncp_conn_id, **kwargs)
         self.ncp_conn_id = ncp_conn_id
-        #: the runs the last list read showed, and when (monotonic): see LIST_FRESHNESS
-        self._listed: tuple[float, dict[str, TaskRun]] = (float("-inf"), {})
+        #: the runs the last list read showed (core.shared.LIST_FRESHNESS)
+        self._listed: RecentListing[TaskRun] = RecentListing()
         #: every run watched through this hook, and when it was last asked for: a list read
         #: looks for all of them, not only the ones whose round happens to run it
         self._watched: dict[str, float] = {}
@@ -322,10 +320,9 @@ class NclueHook(HttpTaskRunHook):
 
         now = time.monotonic()
         self._watched.update(dict.fromkeys(wanted, now))
-        listed_at, listed = self._listed
-        if now - listed_at < LIST_FRESHNESS:  # runs not in those pages are read by id
+        listed = self._listed.fresh()
+        if listed is not None:  # runs not in those pages are read by id
             return {run_id: listed[run_id] for run_id in wanted if run_id in listed}
-        listed_at = now
         for run_id, asked in list(self._watched.items()):
             if now - asked > WATCH_FORGET:  # a watch that went away without its run ending
                 del self._watched[run_id]
@@ -351,7 +348,7 @@ class NclueHook(HttpTaskRunHook):
                 seen.update((run.run_id, run) for run in page.runs)
                 index += len(page.runs)
                 pages += 1
-        self._listed = (listed_at, seen)
+        self._listed.store(seen, read_at=now)
         for run_id, run in seen.items():
             if run_id in self._watched and self.status_of(run).state.is_terminal:
                 del self._watched[run_id]  # its watch ends with this answer

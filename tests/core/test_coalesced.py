@@ -142,3 +142,44 @@ def test_healthomics_task_watches_of_a_run_share_its_list_run_tasks(emu):
     alone = HealthOmicsHook().get_task_status(**refs[0]).to_dict()
     assert set(events[0][0]["status"]["details"]) == set(alone["details"])
     assert events[0][0]["status"]["details"]["logStream"] == alone["details"]["logStream"]
+
+
+def test_healthomics_run_watches_share_list_runs_and_end_with_get_run(emu):
+    from airflow_task_runs.aws.hooks import ACTIVE_RUN_STATUSES, HealthOmicsHook
+
+    aws = emu.aws
+    done = [aws.add_run(lifecycle=[("PENDING", 1), ("RUNNING", 3), ("COMPLETED", 0)]) for _ in range(60)]
+    failed = aws.add_run(
+        lifecycle=[("RUNNING", 3), ("FAILED", 0)], failure_reason="OUT_OF_MEMORY", status_message="task x ran out"
+    )
+    ids = [*done, failed]
+    hook = HealthOmicsHook()
+    for run_id in ids:  # the sensor's first check in the worker, by id
+        hook.get_run(run_id)
+    aws.reset_log()
+    events = _events([_trigger(OMICS, "run", {"run_id": run_id}) for run_id in ids])
+    assert all(len(e) == 1 for e in events)  # one event per watch, never two
+    assert [e[0]["status"]["raw_status"] for e in events] == ["COMPLETED"] * 60 + ["FAILED"]
+    lists = [r for r in aws.requests if r.path == "/run"]
+    gets = [r for r in aws.requests if r.path.startswith("/run/")]
+    assert {r.query.get("status") for r in lists} <= set(ACTIVE_RUN_STATUSES)
+    assert len(gets) == len(ids)  # each run read by id once: when it had ended, for its details
+    watch_polls = 4 * len(ids)  # a run's life here: about four reads
+    assert (len(lists) + len(gets)) / watch_polls <= 0.35, (len(lists), len(gets))
+    alone = HealthOmicsHook().get_run_status(failed).to_dict()
+    assert events[-1][0]["status"]["message"] == alone["message"]
+    assert "OUT_OF_MEMORY" in alone["message"]
+    assert events[-1][0]["status"]["details"] == alone["details"]
+
+
+def test_few_healthomics_run_watches_are_polled_alone(emu):
+    from airflow_task_runs.aws.hooks import HealthOmicsHook
+
+    aws = emu.aws
+    ids = [aws.add_run(lifecycle=[("RUNNING", 2), ("COMPLETED", 0)]) for _ in range(2)]
+    for run_id in ids:
+        HealthOmicsHook().get_run(run_id)
+    aws.reset_log()
+    events = _events([_trigger(OMICS, "run", {"run_id": run_id}) for run_id in ids])
+    assert [e[0]["status"]["raw_status"] for e in events] == ["COMPLETED"] * 2
+    assert not [r for r in aws.requests if r.path == "/run"]  # four list calls would cost more than two GETs

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import statistics
 import threading
 import time
 
@@ -203,3 +204,69 @@ def test_1000_watches_on_one_connection_never_exceed_its_rate_and_one_429_pauses
     silence = max(b - a for a, b in itertools.pairwise(around))
     assert silence >= 0.8, f"the longest silence after the 429 was {silence:.2f}s"
     assert len([t for t in around if t < throttled[0] + 0.1]) <= 1 + rate * 0.1  # stragglers only
+
+
+def test_polls_start_a_few_per_loop_iteration():
+    """1,000 triggers waking together must not all build their requests in one loop iteration."""
+    from airflow_task_runs.core.shared import PollPacer
+
+    pacer = PollPacer(per_iteration=16)
+
+    async def main():
+        iteration = 0
+        started_in: list[int] = []
+
+        def count():  # runs once per loop iteration while the test is on
+            nonlocal iteration
+            iteration += 1
+            if len(started_in) < 1000:
+                asyncio.get_running_loop().call_soon(count)
+
+        async def poll():
+            await pacer.turn()
+            started_in.append(iteration)
+
+        asyncio.get_running_loop().call_soon(count)
+        await asyncio.gather(*(poll() for _ in range(1000)))
+        return started_in
+
+    started_in = asyncio.run(main())
+    per_iteration = [len(list(group)) for _, group in itertools.groupby(sorted(started_in))]
+    assert len(started_in) == 1000
+    assert max(per_iteration) <= 16, max(per_iteration)
+    assert len(per_iteration) >= 1000 // 16
+
+
+def test_polls_keep_their_cadence_whatever_an_answer_takes(emu):
+    """The next poll comes one interval after the last was asked, not interval + answer time."""
+    ncp = emu.ncp
+    run_id = ncp.add_run(lifecycle=[("in_progress", 6), ("completed", 0)])
+    ncp.inject("slow", times=100, delay=0.15, match=f"/api/v1/task-runs/{run_id}")
+    trigger = _trigger(NCLUE, {}, "task_run", {"run_id": run_id}, poll=0.3)
+    trigger_alone = TaskRunTrigger(**{**trigger.serialize()[1], "hook_path": f"{__name__}.NclueAlone"})
+    (event,) = asyncio.run(_first_events([trigger_alone]))
+    assert event["event"] == "terminal"
+    asked = [r.at for r in ncp.requests_to(f"/api/v1/task-runs/{run_id}")]
+    gaps = [b - a for a, b in itertools.pairwise(asked)]
+    # with a 0.15 s answer, "interval after the answer" would space them 0.45 s apart
+    assert len(gaps) >= 5 and statistics.median(gaps) < 0.4, gaps
+
+
+class NclueAlone:
+    """A user's subclass of a cloud hook, defined outside the package (here: polled run by run)."""
+
+    def __new__(cls, **kwargs):
+        from airflow_task_runs.ncp.hooks import NclueHook
+
+        class _Alone(NclueHook):
+            def batch_key(self, kind, ref):
+                return None
+
+        return _Alone(**kwargs)
+
+
+def test_a_hook_subclass_from_a_user_module_runs_in_a_trigger(emu):
+    run_id = emu.ncp.add_run(lifecycle=[("in_progress", 1), ("completed", 0)])
+    (event,) = asyncio.run(_first_events([_trigger(f"{__name__}.NclueAlone", {}, "task_run", {"run_id": run_id})]))
+    assert event["event"] == "terminal", event
+    assert event["status"]["raw_status"] == "completed"
