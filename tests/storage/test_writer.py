@@ -73,6 +73,14 @@ def test_s3_missing_bucket_names_the_uri_and_the_store_error(task_runs_connectio
         write_bytes_atomically("s3://no-such-bucket-x/out.bin", b"data")
 
 
+def test_s3_denied_write_names_the_uri_and_the_store_error(read_only_store):
+    uri = f"s3://{read_only_store.conn_id}@{read_only_store.bucket}/out/result.bin"
+    with pytest.raises(DestinationWriteError, match=r"s3://locked-bucket/out/result\.bin failed: .*Access Denied"):
+        write_atomically(uri, [os.urandom(MIB)] * 9)
+    assert read_only_store.keys() == []
+    assert read_only_store.open_uploads() == []
+
+
 def test_s3_output_set_is_all_or_nothing(s3_writer, store):
     with pytest.raises(ConnectionError), OutputSet() as outputs:
         outputs.write(store.uri("000.bin"), [os.urandom(9 * MIB)])
