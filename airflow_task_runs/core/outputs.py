@@ -618,7 +618,8 @@ class _S3Staged(_StoreKey, _Staged):
         self._take_key(final)
         self.bucket, self.object_key, _ = self.fs.split_path(self.key)
         self.part_size = part_size
-        self.buffer = bytearray()
+        self.held: list[memoryview] = []  # the next part's bytes, as received
+        self.held_size = 0
         self.pending: list[Any] = []  # concurrent futures of upload_part, in part order
         self.parts: list[dict[str, Any]] = []
         self.written = 0
@@ -673,21 +674,30 @@ class _S3Staged(_StoreKey, _Staged):
         ) from exc
 
     def write(self, chunk: bytes) -> None:
-        self.buffer += chunk
+        """Hold the chunks (no copy) until a part is full, then join them: one copy per byte."""
+        if not isinstance(chunk, bytes):  # a caller's buffer may be reused after we return
+            chunk = bytes(chunk)
         self.written += len(chunk)
-        while len(self.buffer) >= self.part_size:
-            with memoryview(self.buffer) as view:
-                part = bytes(view[: self.part_size])
-            del self.buffer[: self.part_size]
-            self._send(part)
+        view = memoryview(chunk)
+        while view:
+            piece = view[: self.part_size - self.held_size]
+            view = view[len(piece) :]
+            self.held.append(piece)
+            self.held_size += len(piece)
+            if self.held_size == self.part_size:
+                self._send_held()
+
+    def _send_held(self) -> None:
+        part = b"".join(self.held)
+        self.held, self.held_size = [], 0
+        self._send(part)
 
     def finish(self) -> None:
         if self.written == 0:  # an empty object: no upload, one empty PUT when published
             self.abandon()
             return
-        if self.buffer:
-            self._send(bytes(self.buffer))  # the last part may be small
-            self.buffer = bytearray()
+        if self.held:
+            self._send_held()  # the last part may be small
         while self.pending:
             self._collect(self.pending.pop(0))
 

@@ -47,6 +47,13 @@ def test_s3_write_is_byte_exact(s3_writer, store, size, form):
     assert store.open_uploads() == []
 
 
+def test_s3_parts_cut_across_uneven_chunks_are_byte_exact(s3_writer, store):
+    data = os.urandom(17 * MIB + 3)
+    step = 3 * MIB + 7  # chunks that straddle the 8 MiB part boundaries
+    write_atomically(store.uri("out.bin"), (data[i : i + step] for i in range(0, len(data), step)))
+    assert store.read("out.bin") == data
+
+
 @pytest.mark.parametrize("sent", [100, 9 * MIB], ids=["before-first-part", "after-a-part"])
 def test_s3_failure_mid_stream_leaves_no_object_no_partial_no_upload(s3_writer, store, sent):
     with pytest.raises(ConnectionError, match="dropped"):
