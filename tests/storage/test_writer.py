@@ -109,22 +109,34 @@ def _write_set(uri, members: dict[str, bytes]) -> None:
 OLD_SET = {"000.bin": b"old 0", "001.bin": b"old 1", "manifest.json": b'{"set": "old"}'}
 
 
+def _lose_upload(store, name: str) -> None:
+    """Abort the unfinished upload to ``name`` behind its writer's back (another writer, say)."""
+    uploads = store.client.list_multipart_uploads(Bucket=store.bucket)["Uploads"]
+    (upload,) = [u for u in uploads if u["Key"] == f"{store.prefix}{name}"]
+    store.client.abort_multipart_upload(Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
 def test_s3_failed_set_rewrite_leaves_no_manifest_vouching_for_a_mix(s3_writer, store, no_retry_conn):
     _write_set(store.uri, OLD_SET)
     with pytest.raises(DestinationWriteError, match="no manifest vouches") as failed, OutputSet() as outputs:
         for name in OLD_SET:
             outputs.write(store.uri(name, conn=no_retry_conn), [b"new " + name.encode()])
-        # 001.bin's upload is lost before the set is published (aborted by another writer, say)
-        (upload,) = [
-            u
-            for u in store.client.list_multipart_uploads(Bucket=store.bucket)["Uploads"]
-            if u["Key"] == f"{store.prefix}001.bin"
-        ]
-        store.client.abort_multipart_upload(Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        _lose_upload(store, "001.bin")  # publishing fails at the second member
     assert "001.bin" in str(failed.value)
     # 000.bin had been replaced (then removed): the old set is gone, and no manifest claims otherwise
     assert store.keys() == ["001.bin"]
     assert store.read("001.bin") == b"old 1"
+    assert store.open_uploads() == []
+
+
+def test_s3_set_rewrite_failing_before_any_member_replaced_keeps_the_old_set(s3_writer, store, no_retry_conn):
+    _write_set(store.uri, OLD_SET)
+    with pytest.raises(DestinationWriteError, match="nothing of this set was published"), OutputSet() as outputs:
+        for name in OLD_SET:
+            outputs.write(store.uri(name, conn=no_retry_conn), [b"new " + name.encode()])
+        _lose_upload(store, "000.bin")  # publishing fails at the first member
+    assert {name: store.read(name) for name in OLD_SET} == OLD_SET  # old manifest put back
+    assert store.keys() == sorted(OLD_SET)
     assert store.open_uploads() == []
 
 
