@@ -443,7 +443,7 @@ class _Staged:
         raise NotImplementedError
 
     def withdraw_previous(self) -> bool:
-        """Take the current object at the final name away; True if it can be put back (restore_previous)."""
+        """Take the current object at the final name away; False if ``restore_previous()`` cannot put it back."""
         raise NotImplementedError
 
     def restore_previous(self) -> None:
@@ -521,7 +521,7 @@ class _LocalStaged(_Staged):
         try:
             os.replace(self.final, self.previous)
         except FileNotFoundError:
-            return False
+            return True  # nothing there: nothing to put back
         self.kept_previous = self.withdrawn = True
         return True
 
@@ -534,6 +534,10 @@ class _LocalStaged(_Staged):
         if self.kept_previous:
             self.previous.unlink(missing_ok=True)
             self.kept_previous = False
+
+
+#: an older set's manifest up to this size is kept in memory while a new set is published over it
+KEEP_PREVIOUS_BYTES = 1024 * 1024
 
 
 class _StoreKey:
@@ -561,11 +565,28 @@ class _StoreKey:
         except Exception as exc:
             log.warning("Could not remove %s (%s: %s)", self.uri, type(exc).__name__, exc)
 
+    previous_bytes: bytes | None = None
+
     def withdraw_previous(self) -> bool:
-        if self.fs.exists(self.key):
-            self.fs.rm_file(self.key)
+        """Delete it; a small one (a manifest) is kept in memory, to be put back if nothing was replaced."""
+        try:
+            size = self.fs.size(self.key)
+        except FileNotFoundError:
+            return True
+        if size <= KEEP_PREVIOUS_BYTES:
+            self.previous_bytes = self.fs.cat_file(self.key)
+        self.fs.rm_file(self.key)
+        self.fs.invalidate_cache(self.key)
+        return self.previous_bytes is not None
+
+    def restore_previous(self) -> None:
+        if self.previous_bytes is not None:
+            self.fs.pipe_file(self.key, self.previous_bytes)
             self.fs.invalidate_cache(self.key)
-        return False
+            self.previous_bytes = None
+
+    def forget_previous(self) -> None:
+        self.previous_bytes = None
 
 
 class _StoreStaged(_StoreKey, _Staged):
@@ -618,7 +639,8 @@ class _S3Staged(_StoreKey, _Staged):
         self._take_key(final)
         self.bucket, self.object_key, _ = self.fs.split_path(self.key)
         self.part_size = part_size
-        self.buffer = bytearray()
+        self.held: list[memoryview] = []  # the next part's bytes, as received
+        self.held_size = 0
         self.pending: list[Any] = []  # concurrent futures of upload_part, in part order
         self.parts: list[dict[str, Any]] = []
         self.written = 0
@@ -673,21 +695,30 @@ class _S3Staged(_StoreKey, _Staged):
         ) from exc
 
     def write(self, chunk: bytes) -> None:
-        self.buffer += chunk
+        """Hold the chunks (no copy) until a part is full, then join them: one copy per byte."""
+        if not isinstance(chunk, bytes):  # a caller's buffer may be reused after we return
+            chunk = bytes(chunk)
         self.written += len(chunk)
-        while len(self.buffer) >= self.part_size:
-            with memoryview(self.buffer) as view:
-                part = bytes(view[: self.part_size])
-            del self.buffer[: self.part_size]
-            self._send(part)
+        view = memoryview(chunk)
+        while view:
+            piece = view[: self.part_size - self.held_size]
+            view = view[len(piece) :]
+            self.held.append(piece)
+            self.held_size += len(piece)
+            if self.held_size == self.part_size:
+                self._send_held()
+
+    def _send_held(self) -> None:
+        part = b"".join(self.held)
+        self.held, self.held_size = [], 0
+        self._send(part)
 
     def finish(self) -> None:
         if self.written == 0:  # an empty object: no upload, one empty PUT when published
             self.abandon()
             return
-        if self.buffer:
-            self._send(bytes(self.buffer))  # the last part may be small
-            self.buffer = bytearray()
+        if self.held:
+            self._send_held()  # the last part may be small
         while self.pending:
             self._collect(self.pending.pop(0))
 
@@ -798,8 +829,9 @@ class OutputSet:
     the manifest never takes a mix of old and new members for a complete set. An error while
     publishing removes the members already published; on local files, where the versions they
     replaced were kept (hard links, no copy), those and the old manifest are put back, so the
-    folder holds the old set as it was. On object stores nothing is kept (no second copy): the
-    folder is left without a manifest.
+    folder holds the old set as it was. On object stores replaced members are not kept (no
+    second copy): the old manifest (kept in memory when small) is put back only if no member had
+    been replaced yet; otherwise the folder is left without a manifest, and the error says so.
     """
 
     def __init__(self) -> None:
@@ -892,9 +924,10 @@ class OutputSet:
         self.published = True
         members = self._staged
         manifest = members[-1] if len(members) > 1 else None
+        restorable = True
         if manifest is not None:  # before any member is replaced: an old manifest must not vouch for a mix
             try:
-                self._sink(manifest.uri, manifest.withdraw_previous)
+                restorable = self._sink(manifest.uri, manifest.withdraw_previous)
             except BaseException:
                 self._abandon(members)
                 raise
@@ -904,31 +937,38 @@ class OutputSet:
                 staged.publish(keep_previous=manifest is not None)
             except BaseException as exc:
                 self._abandon(members[index:])
-                outcome = self._roll_back(done, manifest)
+                outcome = self._roll_back(done, manifest, restorable)
                 self._publish_failed(staged.uri, exc, outcome)
             done.append(staged)
         for staged in members:
             staged.forget_previous()
 
     @staticmethod
-    def _roll_back(published: list[_Staged], manifest: _Staged | None) -> str:
+    def _roll_back(published: list[_Staged], manifest: _Staged | None, restorable: bool) -> str:
         """Undo a publish that failed part way; say what the destination holds now."""
-        restored = True
+        unpublished = True
         for member in reversed(published):
             try:
                 member.unpublish()  # local: the version it replaced is back; elsewhere: deleted
             except Exception as exc:
-                restored = False
+                unpublished = False
                 log.warning("Could not remove %s (%s: %s)", member.uri, type(exc).__name__, exc)
         if manifest is None:
             return "nothing was written there (a previous object at that name is unchanged)"
         removed = f"the {len(published)} output(s) of this set already published were removed"
-        if restored and all(isinstance(member, _LocalStaged) for member in [*published, manifest]):
-            manifest.restore_previous()
-            return (
-                f"{removed} and the versions they replaced were put back: the folder holds what it held before "
-                "(including any previous set and its manifest)"
-            )
+        local = all(isinstance(member, _LocalStaged) for member in [*published, manifest])
+        if unpublished and restorable and (local or not published):
+            try:
+                manifest.restore_previous()
+            except Exception as exc:
+                log.warning("Could not put back %s (%s: %s)", manifest.uri, type(exc).__name__, exc)
+            else:
+                if not published:
+                    return "nothing of this set was published: the folder holds what it held before"
+                return (
+                    f"{removed} and the versions they replaced were put back: the folder holds what it held "
+                    "before (including any previous set and its manifest)"
+                )
         return (
             f"{removed}; a previous {manifest.uri} was deleted before any member was replaced, so no manifest "
             "vouches for that folder now: members of an older set there may have been replaced or removed. "

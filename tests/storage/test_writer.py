@@ -47,6 +47,13 @@ def test_s3_write_is_byte_exact(s3_writer, store, size, form):
     assert store.open_uploads() == []
 
 
+def test_s3_parts_cut_across_uneven_chunks_are_byte_exact(s3_writer, store):
+    data = os.urandom(17 * MIB + 3)
+    step = 3 * MIB + 7  # chunks that straddle the 8 MiB part boundaries
+    write_atomically(store.uri("out.bin"), (data[i : i + step] for i in range(0, len(data), step)))
+    assert store.read("out.bin") == data
+
+
 @pytest.mark.parametrize("sent", [100, 9 * MIB], ids=["before-first-part", "after-a-part"])
 def test_s3_failure_mid_stream_leaves_no_object_no_partial_no_upload(s3_writer, store, sent):
     with pytest.raises(ConnectionError, match="dropped"):
@@ -73,6 +80,14 @@ def test_s3_missing_bucket_names_the_uri_and_the_store_error(task_runs_connectio
         write_bytes_atomically("s3://no-such-bucket-x/out.bin", b"data")
 
 
+def test_s3_denied_write_names_the_uri_and_the_store_error(read_only_store):
+    uri = f"s3://{read_only_store.conn_id}@{read_only_store.bucket}/out/result.bin"
+    with pytest.raises(DestinationWriteError, match=r"s3://locked-bucket/out/result\.bin failed: .*Access Denied"):
+        write_atomically(uri, [os.urandom(MIB)] * 9)
+    assert read_only_store.keys() == []
+    assert read_only_store.open_uploads() == []
+
+
 def test_s3_output_set_is_all_or_nothing(s3_writer, store):
     with pytest.raises(ConnectionError), OutputSet() as outputs:
         outputs.write(store.uri("000.bin"), [os.urandom(9 * MIB)])
@@ -94,22 +109,34 @@ def _write_set(uri, members: dict[str, bytes]) -> None:
 OLD_SET = {"000.bin": b"old 0", "001.bin": b"old 1", "manifest.json": b'{"set": "old"}'}
 
 
+def _lose_upload(store, name: str) -> None:
+    """Abort the unfinished upload to ``name`` behind its writer's back (another writer, say)."""
+    uploads = store.client.list_multipart_uploads(Bucket=store.bucket)["Uploads"]
+    (upload,) = [u for u in uploads if u["Key"] == f"{store.prefix}{name}"]
+    store.client.abort_multipart_upload(Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
 def test_s3_failed_set_rewrite_leaves_no_manifest_vouching_for_a_mix(s3_writer, store, no_retry_conn):
     _write_set(store.uri, OLD_SET)
     with pytest.raises(DestinationWriteError, match="no manifest vouches") as failed, OutputSet() as outputs:
         for name in OLD_SET:
             outputs.write(store.uri(name, conn=no_retry_conn), [b"new " + name.encode()])
-        # 001.bin's upload is lost before the set is published (aborted by another writer, say)
-        (upload,) = [
-            u
-            for u in store.client.list_multipart_uploads(Bucket=store.bucket)["Uploads"]
-            if u["Key"] == f"{store.prefix}001.bin"
-        ]
-        store.client.abort_multipart_upload(Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        _lose_upload(store, "001.bin")  # publishing fails at the second member
     assert "001.bin" in str(failed.value)
     # 000.bin had been replaced (then removed): the old set is gone, and no manifest claims otherwise
     assert store.keys() == ["001.bin"]
     assert store.read("001.bin") == b"old 1"
+    assert store.open_uploads() == []
+
+
+def test_s3_set_rewrite_failing_before_any_member_replaced_keeps_the_old_set(s3_writer, store, no_retry_conn):
+    _write_set(store.uri, OLD_SET)
+    with pytest.raises(DestinationWriteError, match="nothing of this set was published"), OutputSet() as outputs:
+        for name in OLD_SET:
+            outputs.write(store.uri(name, conn=no_retry_conn), [b"new " + name.encode()])
+        _lose_upload(store, "000.bin")  # publishing fails at the first member
+    assert {name: store.read(name) for name in OLD_SET} == OLD_SET  # old manifest put back
+    assert store.keys() == sorted(OLD_SET)
     assert store.open_uploads() == []
 
 
