@@ -17,7 +17,7 @@ the transfer alone and its peak RSS (``VmHWM``).
   store's ingest alone: with moto, the floor of any copy into it).
 
     python benchmarks/fetch_to_s3.py [SIZE_MIB] [ROUNDS] [MODES]
-    # default 1024 MiB, 3 rounds, MODES=baseline,fetch,fetch-1,boto3-pipe,curl (comma-separated)
+    # default 1024 MiB, 3 rounds, MODES=baseline,fetch,fetch-1,boto3-pipe,curl,upload-only
 
 Not part of ``make test``.
 """
@@ -121,7 +121,9 @@ def main() -> None:
     size_mib = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     size = size_mib * MIB
-    modes = sys.argv[3].split(",") if len(sys.argv) > 3 else ["baseline", "fetch", "fetch-1", "boto3-pipe", "curl"]
+    default_modes = ["baseline", "fetch", "fetch-1", "boto3-pipe", "curl", "upload-only"]
+    modes = sys.argv[3].split(",") if len(sys.argv) > 3 else default_modes
+    print(f"load average before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs", flush=True)
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp())
     from airflow_task_runs.testing import Emulator
 
@@ -148,6 +150,7 @@ def main() -> None:
             if "curl" in walls:
                 print(f"  round {round_no + 1} curl        {walls['curl'][-1]:7.2f} s", flush=True)
 
+    print(f"load average after: {os.getloadavg()[0]:.2f} (1 min)")
     med = {mode: statistics.median(values) for mode, values in walls.items()}
     rss = {mode: statistics.median(values) for mode, values in peaks.items()}
     print(f"\n{size_mib} MiB NCLUE result, object store -> s3:// (both moto), median of {rounds}:")
@@ -157,6 +160,9 @@ def main() -> None:
         for other, goal in (("boto3-pipe", "<= 1.0"), ("curl", "<= 2.0"), ("upload-only", "")):
             if mode in med and other in med:
                 print(f"  {mode} / {other} = {med[mode] / med[other]:.2f}x" + (f" (goal {goal})" if goal else ""))
+    if {"fetch", "upload-only", "curl"} <= med.keys():
+        floor = med["upload-only"] + med["curl"]
+        print(f"  fetch / (upload-only + curl) = {med['fetch'] / floor:.2f}x (the store's ingest plus its GET)")
     if "baseline" in rss:
         for mode, peak in rss.items():
             print(f"  peak RSS {mode:11s} {peak:5.0f} MiB (+{peak - rss['baseline']:.0f} over baseline)")

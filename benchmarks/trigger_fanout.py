@@ -1,68 +1,528 @@
-"""Triggerer fan-out: many TaskRunTriggers polling NCLUE runs concurrently in one event loop.
+"""Triggerer fan-out over TLS: this project's triggers next to dbt-cloud's trigger and bare loops.
 
-Side by side in one process: N = 1, 10, 100 and 300 triggers, each watching its own run
-through 5 polls to completion (poll interval 0.05 s). Reports wall time, the emulator's
-request count, and the median of ROUNDS. A trigger holds one async client, reused across
-its polls.
+N watches in one event loop (N = 100, 1,000, 2,000), each run ends on its 10th status read, polled
+every 1 s (ideal schedule: 9 s). A local TLS server (self-signed certificate made here) runs in
+its own process and answers every API with canned JSON (no signature checks: the client still
+signs); each variant runs in a fresh child process, so its CPU time and peak RSS are its own.
 
-    python benchmarks/trigger_fanout.py
+    .venv/bin/python benchmarks/trigger_fanout.py              # all variants, N = 100 1000 2000
+    .venv/bin/python benchmarks/trigger_fanout.py 1000 ncp oci  # some of them
+
+Reported per variant: client CPU ms per watch-poll, API calls per watch-poll (as the server
+counted them), TCP connections opened, peak RSS (VmHWM), wall over the ideal schedule, the
+longest event-loop stall (a 10 ms ticker's worst lateness), and whether every watch got its
+terminal event. dbt-cloud needs the bench-only extra: pip install 'airflow-task-runs[bench]'.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import statistics
+import resource
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
-ROUNDS = 3
-POLLS = 5
+POLLS = 10
+INTERVAL = 1.0
+IDEAL = (POLLS - 1) * INTERVAL
+HERE = Path(__file__).resolve().parent
+VARIANTS = (
+    "ncp",
+    "ncp-alone",
+    "ncp-alone@httpx",
+    "aws-tasks",
+    "aws-runs",
+    "aws-runs-alone",
+    "oci",
+    "oci@httpx",
+    "ros",
+    "ros@httpx",
+    "dbt",
+    "bare-aiohttp",
+    "bare-httpx",
+)
+SIZES = (100, 1000, 2000)
 
 
-async def _run_all(triggers: list) -> list[dict]:
-    async def first(trigger) -> dict:
-        async for event in trigger.run():
-            return event.payload
-        raise AssertionError("no event")
+# -- certificate -------------------------------------------------------------------------------
+def make_cert(folder: Path) -> tuple[Path, Path]:
+    import datetime as dt
+    import ipaddress
 
-    return await asyncio.gather(*(first(t) for t in triggers))
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
 
 
-def main() -> None:
-    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp())
+# -- server ------------------------------------------------------------------------------------
+def serve(cert: str, key: str, port_file: str) -> None:
+    import ssl
+
+    from aiohttp import web
+
+    reads: dict[str, int] = {}
+    stats = {"requests": 0, "peers": set()}
+    extra_runs = 50  # NCLUE runs nobody watches, newest first in the list like most list APIs
+
+    def status(key: str) -> bool:
+        """Whether this read of ``key`` sees the run ended (its POLLS-th read or later)."""
+        reads[key] = reads.get(key, 0) + 1
+        return reads[key] >= POLLS
+
+    @web.middleware
+    async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith("/_control"):
+            stats["requests"] += 1
+            stats["peers"].add(request.transport.get_extra_info("peername") if request.transport else None)
+        return await handler(request)
+
+    def ncp_run(run_id: str, done: bool) -> dict[str, Any]:
+        return {
+            "run_id": run_id,
+            "run_name": f"bench-{run_id}",
+            "task_id": "task-1",
+            "status": "completed" if done else "in_progress",
+            "created_at": "2026-11-23T00:00:00",
+            "result_bucket": "bench",
+            "result_file_path": f"results/{run_id}.csv",
+        }
+
+    ncp_ids: list[str] = []
+
+    async def control_reset(request: web.Request) -> web.Response:
+        body = await request.json()
+        reads.clear()
+        stats["requests"] = 0
+        stats["peers"] = set()
+        ncp_ids[:] = [f"u{i}" for i in range(extra_runs)] + list(body.get("ncp_runs", []))
+        omics_ids[:] = list(body.get("omics_runs", []))
+        return web.json_response({})
+
+    async def control_stats(request: web.Request) -> web.Response:
+        return web.json_response({"requests": stats["requests"], "connections": len(stats["peers"])})
+
+    async def ncp_get(request: web.Request) -> web.Response:
+        run_id = request.match_info["run_id"]
+        return web.json_response(ncp_run(run_id, status(f"ncp/{run_id}")))
+
+    async def ncp_list(request: web.Request) -> web.Response:
+        index, limit = int(request.query.get("index", 0)), int(request.query.get("limit", 20))
+        newest_first = ncp_ids[::-1]
+        page = [ncp_run(r, status(f"ncp/{r}")) for r in newest_first[index : index + limit]]
+        return web.json_response({"index": index, "limit": limit, "total": len(ncp_ids), "runs": page})
+
+    async def oci_get(request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        done = status(f"oci/{key}")
+        return web.json_response(
+            {"key": key, "outputKey": "out", "state": {"status": "SUCCESS" if done else "RUNNING"}},
+            headers={"opc-request-id": "bench"},
+        )
+
+    async def ros(request: web.Request) -> web.Response:
+        task_id = request.query["TaskId"]
+        done = status(f"ros/{task_id}")
+        return web.json_response(
+            {
+                "RequestId": "bench",
+                "TaskId": task_id,
+                "TaskType": "GenerateTemplate",
+                "Status": "SUCCESS" if done else "RUNNING",
+            }
+        )
+
+    def omics_task(task_id: str, done: bool, listing: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "taskId": task_id,
+            "status": "COMPLETED" if done else "RUNNING",
+            "name": f"task-{task_id}",
+            "cpus": 2,
+            "memory": 4,
+            "creationTime": "2026-11-23T00:00:00Z",
+        }
+        if not listing:
+            body["logStream"] = f"run/x/task/{task_id}"
+        return body
+
+    async def omics_run(request: web.Request) -> web.Response:
+        run_id = request.match_info["run_id"]
+        done = status(f"omics-run/{run_id}")
+        return web.json_response(
+            {"id": run_id, "status": "COMPLETED" if done else "RUNNING", "uuid": f"uuid-{run_id}", "name": "bench"}
+        )
+
+    omics_ids: list[str] = []
+
+    async def omics_list_runs(request: web.Request) -> web.Response:
+        """ListRuns: every watched run is RUNNING until its POLLS-th read (a listing reads it)."""
+        size = int(request.query.get("maxResults", 100))
+        start = int(request.query.get("startingToken", 0) or 0)
+        if request.query.get("status") != "RUNNING":
+            return web.json_response({"items": []})
+        going = [r for r in omics_ids if reads.get(f"omics-run/{r}", 0) < POLLS]
+        items = [
+            {"id": r, "status": "COMPLETED" if status(f"omics-run/{r}") else "RUNNING", "name": "bench"}
+            for r in going[start : start + size]
+        ]
+        body: dict[str, Any] = {"items": items}
+        if start + size < len(going):
+            body["nextToken"] = str(start + size)
+        return web.json_response(body)
+
+    async def omics_tasks(request: web.Request) -> web.Response:
+        run_id = request.match_info["run_id"]
+        size = int(request.query.get("maxResults", 100))
+        start = int(request.query.get("startingToken", 0) or 0)
+        count = int(run_id.split("-")[-1])
+        ids = [f"{run_id}-t{i}" for i in range(count)][start : start + size]
+        body: dict[str, Any] = {"items": [omics_task(t, status(f"omics-task/{t}"), listing=True) for t in ids]}
+        if start + size < count:
+            body["nextToken"] = str(start + size)
+        return web.json_response(body)
+
+    async def omics_task_get(request: web.Request) -> web.Response:
+        task_id = request.match_info["task_id"]
+        return web.json_response(omics_task(task_id, status(f"omics-task/{task_id}")))
+
+    async def dbt_run(request: web.Request) -> web.Response:
+        run_id = request.match_info["run_id"]
+        done = status(f"dbt/{run_id}")
+        return web.json_response({"data": {"id": int(run_id), "status": 10 if done else 3}})
+
+    async def bare(request: web.Request) -> web.Response:
+        run_id = request.match_info["run_id"]
+        return web.json_response({"id": run_id, "status": "done" if status(f"bare/{run_id}") else "running"})
+
+    app = web.Application(middlewares=[count])
+    app.add_routes(
+        [
+            web.post("/_control/reset", control_reset),
+            web.get("/_control/stats", control_stats),
+            web.get("/api/v1/task-runs/{run_id}", ncp_get),
+            web.get("/api/v1/task-runs", ncp_list),
+            web.get("/20260430/aiDataPlatforms/{p}/workspaces/{w}/taskRuns/{key}", oci_get),
+            web.post("/", ros),
+            web.get("/run", omics_list_runs),
+            web.get("/run/{run_id}", omics_run),
+            web.get("/run/{run_id}/task", omics_tasks),
+            web.get("/run/{run_id}/task/{task_id}", omics_task_get),
+            web.get("/api/v2/accounts/{account}/runs/{run_id}/", dbt_run),
+            web.get("/bare/{run_id}", bare),
+        ]
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context, backlog=4096)
+        await site.start()
+        port = runner.addresses[0][1]
+        Path(port_file).write_text(str(port))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+# -- client variants (each in its own process) --------------------------------------------------
+def _alone(hook_path: str) -> Any:
+    """The hook class at ``hook_path`` with coalescing off: every watch polls its run by id."""
+    from airflow.sdk._shared.module_loading import import_string
+
+    class Alone(import_string(hook_path)):  # type: ignore[misc]
+        def batch_key(self, kind: str, ref: Any) -> None:
+            return None
+
+    return Alone
+
+
+def NclueAlone(**kwargs: Any) -> Any:
+    """NCLUE polled run by run (no list coalescing): what every watch cost before."""
+    return _alone("airflow_task_runs.ncp.hooks.NclueHook")(**kwargs)
+
+
+def HealthOmicsAlone(**kwargs: Any) -> Any:
+    """HealthOmics runs polled run by run with GetRun (no ListRuns coalescing)."""
+    return _alone("airflow_task_runs.aws.hooks.HealthOmicsHook")(**kwargs)
+
+
+def _connections(base: str, cert: str) -> dict[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
+    no_limit = {"verify": cert, "max_requests_per_second": 0, "read_timeout": 60, "retry_max_elapsed": 60}
+    conns = {
+        "ncp_bench": {"conn_type": "ncp", "host": base, "login": "AK", "password": "SK", "extra": no_limit},
+        "oci_bench": {
+            "conn_type": "oci",
+            "login": "ocid1.user.oc1..bench",
+            "password": pem,
+            "extra": {
+                **no_limit,
+                "tenancy": "ocid1.tenancy.oc1..bench",
+                "fingerprint": ":".join(["ab"] * 16),
+                "region": "us-ashburn-1",
+                "endpoint": base,
+            },
+        },
+        "ros_bench": {
+            "conn_type": "alibaba_ros",
+            "login": "LTAIbench",
+            "password": "secret",
+            "extra": {**no_limit, "region_id": "cn-hangzhou", "endpoint": base},
+        },
+        "aws_bench": {
+            "conn_type": "aws",
+            "login": "AKIABENCH",
+            "password": "secret",
+            "extra": {"region_name": "us-east-1", "endpoint_url": base, "verify": cert},
+        },
+        "dbt_bench": {"conn_type": "dbt_cloud", "host": base.removeprefix("https://"), "password": "token"},
+    }
+    return {f"AIRFLOW_CONN_{k.upper()}": json.dumps(v) for k, v in conns.items()}
+
+
+def _triggers(variant: str, n: int) -> tuple[list[Any], dict[str, Any]]:
+    """The variant's N watches, and what the server must know to answer them."""
     from airflow_task_runs.core.triggers import TaskRunTrigger
-    from airflow_task_runs.testing import Emulator
 
-    with Emulator() as emu:
-        os.environ.update(emu.connection_env())
-        print(f"{'triggers':>8} {'wall s (median)':>16} {'requests':>9} {'ms per poll per trigger':>24}")
-        for n in (1, 10, 100, 300):
-            walls = []
-            for _ in range(ROUNDS):
-                ids = [emu.ncp.add_run(lifecycle=[("in_progress", POLLS - 1), ("completed", 0)]) for _ in range(n)]
-                triggers = [
-                    TaskRunTrigger(
-                        hook_path="airflow_task_runs.ncp.hooks.NclueHook",
-                        hook_kwargs={"ncp_conn_id": "ncp_default"},
-                        status_method="aget_status",
-                        run_ref={"run_id": run_id},
-                        poll_interval=0.05,
-                        deadline=time.time() + 600,
-                    )
-                    for run_id in ids
-                ]
-                emu.ncp.reset_log()
-                started = time.perf_counter()
-                events = asyncio.run(_run_all(triggers))
-                walls.append(time.perf_counter() - started)
-                assert all(e["event"] == "terminal" for e in events), [e for e in events if e["event"] != "terminal"][
-                    :2
-                ]
-                requests = len(emu.ncp.requests)
-            wall = statistics.median(walls)
-            print(f"{n:>8} {wall:>16.2f} {requests:>9} {wall / POLLS / n * 1000:>24.2f}")
+    deadline = time.time() + 3600
+
+    def ours(hook: str, kwargs: dict[str, Any], kind: str, ref: dict[str, Any]) -> TaskRunTrigger:
+        return TaskRunTrigger(
+            hook_path=hook, hook_kwargs=kwargs, status_kind=kind, run_ref=ref, poll_interval=INTERVAL, deadline=deadline
+        )
+
+    if variant in ("ncp", "ncp-alone"):
+        hook = "airflow_task_runs.ncp.hooks.NclueHook" if variant == "ncp" else "trigger_fanout.NclueAlone"
+        ids = [f"r{i}" for i in range(n)]
+        kw = {"ncp_conn_id": "ncp_bench"}
+        return [ours(hook, kw, "task_run", {"run_id": r}) for r in ids], {"ncp_runs": ids}
+    if variant == "oci":
+        kw = {"oci_conn_id": "oci_bench"}
+        ref = {"ai_data_platform_id": "ocid1.aidataplatform.oc1..bench", "workspace_key": "w"}
+        return [ours(_HOOKS["oci"], kw, "task_run", {**ref, "task_run_key": f"k{i}"}) for i in range(n)], {}
+    if variant == "ros":
+        kw = {"alibaba_ros_conn_id": "ros_bench"}
+        return [ours(_HOOKS["ros"], kw, "ai_task", {"ai_task_id": f"t-{i}"}) for i in range(n)], {}
+    if variant in ("aws-runs", "aws-runs-alone"):
+        kw = {"aws_conn_id": "aws_bench"}
+        hook = _HOOKS["aws"] if variant == "aws-runs" else "trigger_fanout.HealthOmicsAlone"
+        ids = [f"{i}" for i in range(n)]
+        return [ours(hook, kw, "run", {"run_id": r}) for r in ids], {"omics_runs": ids}
+    if variant == "aws-tasks":
+        kw = {"aws_conn_id": "aws_bench"}
+        per_run = 100
+        refs = [
+            {
+                "run_id": f"run{r}-{min(per_run, n - r * per_run)}",
+                "run_task_id": f"run{r}-{min(per_run, n - r * per_run)}-t{t}",
+            }
+            for r in range((n + per_run - 1) // per_run)
+            for t in range(min(per_run, n - r * per_run))
+        ]
+        return [ours(_HOOKS["aws"], kw, "task", ref) for ref in refs], {}
+    if variant == "dbt":
+        from airflow.providers.dbt.cloud.triggers.dbt import DbtCloudRunJobTrigger
+
+        return [
+            DbtCloudRunJobTrigger(
+                conn_id="dbt_bench", run_id=i + 1, end_time=deadline, poll_interval=INTERVAL, account_id=1
+            )
+            for i in range(n)
+        ], {}
+    raise ValueError(variant)
+
+
+_HOOKS = {
+    "oci": "airflow_task_runs.oci.hooks.OciAiDataPlatformHook",
+    "ros": "airflow_task_runs.alibaba.hooks.RosHook",
+    "aws": "airflow_task_runs.aws.hooks.HealthOmicsHook",
+}
+
+
+async def _bare_aiohttp(n: int, base: str, cert: str) -> list[Any]:
+    import ssl
+
+    import aiohttp
+
+    context = ssl.create_default_context(cafile=cert)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context, limit=100)) as session:
+
+        async def watch(i: int) -> str:
+            while True:
+                async with session.get(f"{base}/bare/b{i}") as response:
+                    body = await response.json()
+                if body["status"] == "done":
+                    return "terminal"
+                await asyncio.sleep(INTERVAL)
+
+        return await asyncio.gather(*(watch(i) for i in range(n)))
+
+
+async def _bare_httpx(n: int, base: str, cert: str) -> list[Any]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(verify=cert, limits=limits) as client:
+
+        async def watch(i: int) -> str:
+            while True:
+                body = (await client.get(f"{base}/bare/x{i}")).json()
+                if body["status"] == "done":
+                    return "terminal"
+                await asyncio.sleep(INTERVAL)
+
+        return await asyncio.gather(*(watch(i) for i in range(n)))
+
+
+def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
+    """One variant in this process; ``<variant>@httpx`` runs it on httpx's own async transport
+    (the sessions' default is aiohttp's, core/aio_transport.py), to compare the two."""
+    os.environ.update(_connections(base, cert))
+    label = variant
+    variant, _, transport = variant.partition("@")
+    if transport:
+        os.environ["AIRFLOW_TASK_RUNS_ASYNC_TRANSPORT"] = transport
+    os.environ["SSL_CERT_FILE"] = cert  # dbt-cloud's aiohttp session trusts the default store
+    sys.path.insert(0, str(HERE))
+    import httpx
+
+    triggers, setup = ([], {}) if variant.startswith("bare") else _triggers(variant, n)
+    httpx.post(f"{control}/_control/reset", json=setup, verify=cert)
+
+    lags: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - before - 0.01)
+
+    async def first(trigger: Any) -> str:
+        async for event in trigger.run():
+            return str(event.payload.get("event") or event.payload.get("status"))
+        return "none"
+
+    async def main() -> list[Any]:
+        tick = asyncio.create_task(ticker())
+        try:
+            if variant == "bare-aiohttp":
+                return await _bare_aiohttp(n, base, cert)
+            if variant == "bare-httpx":
+                return await _bare_httpx(n, base, cert)
+            return await asyncio.gather(*(first(t) for t in triggers))
+        finally:
+            tick.cancel()
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage.ru_utime + usage.ru_stime
+    started = time.perf_counter()
+    events = asyncio.run(main())
+    wall = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu0
+    stats = httpx.get(f"{control}/_control/stats", verify=cert).json()
+    hwm = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
+    ok = sum(1 for e in events if e in ("terminal", "success"))
+    print(
+        json.dumps(
+            {
+                "variant": label,
+                "n": n,
+                "cpu_ms_per_watch_poll": cpu * 1000 / (n * POLLS),
+                "calls_per_watch_poll": stats["requests"] / (n * POLLS),
+                "connections": stats["connections"],
+                "peak_rss_mib": int(hwm.split()[1]) / 1024,
+                "wall_over_ideal": wall / IDEAL - 1,
+                "max_stall_s": max(lags, default=0.0),
+                "ok": f"{ok}/{n}",
+            }
+        )
+    )
+
+
+# -- driver ------------------------------------------------------------------------------------
+def main() -> None:
+    args = sys.argv[1:]
+    sizes = [int(a) for a in args if a.isdigit()] or list(SIZES)
+    variants = [a for a in args if not a.isdigit()] or list(VARIANTS)
+    folder = Path(tempfile.mkdtemp(prefix="fanout-"))
+    cert, key = make_cert(folder)
+    port_file = folder / "port"
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(cert), str(key), str(port_file)])
+    try:
+        while not port_file.exists() or not port_file.read_text():
+            time.sleep(0.05)
+        base = f"https://127.0.0.1:{port_file.read_text()}"
+        env = {**os.environ, "AIRFLOW_HOME": str(folder), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+        print(
+            f"{'variant':<16} {'N':>5} {'CPU ms/wp':>9} {'calls/wp':>8} {'TCP':>5} {'RSS MiB':>8} {'wall/ideal':>10} "
+            f"{'stall s':>7} {'ok':>9}"
+        )
+        for n in sizes:
+            for variant in variants:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--client", variant, str(n), base, str(cert)],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=600,
+                )
+                lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+                if out.returncode or not lines:
+                    print(f"{variant:<16} {n:>5} failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
+                    continue
+                r = json.loads(lines[-1])
+                print(
+                    f"{variant:<16} {n:>5} {r['cpu_ms_per_watch_poll']:>9.3f} {r['calls_per_watch_poll']:>8.3f} "
+                    f"{r['connections']:>5} {r['peak_rss_mib']:>8.0f} {r['wall_over_ideal']:>+10.1%} "
+                    f"{r['max_stall_s']:>7.3f} {r['ok']:>9}",
+                    flush=True,
+                )
+    finally:
+        server.terminate()
+        server.wait()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--serve"]:
+        serve(*sys.argv[2:5])
+    elif sys.argv[1:2] == ["--client"]:
+        client(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[4])
+    else:
+        main()

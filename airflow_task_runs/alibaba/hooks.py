@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_task_runs.core.connection_test import ConnectionProbe, check_choice, run_probe, single_attempt
-from airflow_task_runs.core.hooks import HttpTaskRunHook, normalize_url
+from airflow_task_runs.core.hooks import HttpTaskRunHook, StatusPair, normalize_url
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
 if TYPE_CHECKING:
@@ -292,6 +292,11 @@ class RosHook(HttpTaskRunHook):
             details=task.model_dump(mode="json", exclude={"TaskOutput"}),
         )
 
+    status_kinds = frozenset({"ai_task"})
+
+    def status_pair(self, kind: str) -> StatusPair:
+        return StatusPair(self.get_status, self.aget_status)
+
     def get_status(self, ai_task_id: str) -> RunStatus:
         """The task's state (polls never ask for TaskOutput)."""
         return self.status_of(self.get_ai_task(ai_task_id, output=False))
@@ -330,3 +335,9 @@ class RosHook(HttpTaskRunHook):
             return f"Connected to ROS at {probe.host}"
 
         return run_probe(describe, call)
+
+
+if TYPE_CHECKING:  # mypy checks the hook against the core contract; nothing runs at import
+    from airflow_task_runs.core.hooks import RunStatusHook
+
+    _contract: type[RunStatusHook] = RosHook

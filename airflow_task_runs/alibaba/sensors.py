@@ -12,8 +12,10 @@ from airflow_task_runs.core.sensors import TaskRunSensor
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_task_runs.alibaba.hooks import RosHook  # noqa: F401 (the sensor's base names it)
 
-class RosAITaskSensor(TaskRunSensor):
+
+class RosAITaskSensor(TaskRunSensor["RosHook"]):
     """Wait until a ROS AI task is ``SUCCESS``; fail with its ``StatusReason`` on ``FAILURE``.
 
     Polls ``GetAITask`` with ``OutputOption=Disabled``: the (possibly large) TaskOutput is
@@ -26,7 +28,7 @@ class RosAITaskSensor(TaskRunSensor):
 
     template_fields: Sequence[str] = ("ai_task_id", "alibaba_ros_conn_id", "region_id")
     hook_class_path = "airflow_task_runs.alibaba.hooks.RosHook"
-    status_method = "get_status"
+    status_kind = "ai_task"
     operator_extra_links = (RosAITaskLink(),)
 
     def __init__(

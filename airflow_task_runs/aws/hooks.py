@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 from airflow_task_runs.core.botocore_errors import api_error
 from airflow_task_runs.core.errors import ApiError
+from airflow_task_runs.core.hooks import RunStatusMixin, StatusPair
+from airflow_task_runs.core.shared import RecentListing
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
 if TYPE_CHECKING:
+    import asyncio
+
     from botocore.config import Config
 
-    from airflow_task_runs.aws.models import Run, RunTask, TaskListItem
+    from airflow_task_runs.aws.models import Run, RunListItem, RunTask, TaskListItem
     from airflow_task_runs.core.http import RetryPolicy, Timeouts
 
 CLOUD = "AWS HealthOmics"
@@ -143,12 +147,28 @@ def _is_terminal(task_status: str) -> bool:
     return state is not None and state.is_terminal
 
 
+def _listed_status(item: TaskListItem, run_id: str) -> RunStatus:
+    """A task still going, as ``ListRunTasks`` shows it (ended tasks are read with GetRunTask)."""
+    return TASK_STATES.status(item.status, details={"runId": run_id, **item.model_dump(mode="json", exclude_none=True)})
+
+
+def _listed_run_status(item: RunListItem) -> RunStatus:
+    """A run still going, as ``ListRuns`` shows it (ended runs are read with GetRun)."""
+    return RUN_STATES.status(item.status, details=item.model_dump(mode="json", exclude_none=True))
+
+
+#: the statuses of a run that has not ended, one ``ListRuns`` call each
+ACTIVE_RUN_STATUSES = ("PENDING", "STARTING", "RUNNING", "STOPPING")
+#: pages of 100 read per status and round; watched runs beyond them are read with GetRun
+MAX_ACTIVE_RUN_PAGES = 20
+
+
 def _strip(response: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     meta = response.get("ResponseMetadata") or {}
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}, meta.get("RequestId")
 
 
-class HealthOmicsHook(AwsBaseHook):
+class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
     """HealthOmics ``GetRun`` / ``GetRunTask`` / ``ListRunTasks`` over the ``omics`` client.
 
     :param aws_conn_id: an ``aws`` connection (as for every amazon-provider hook).
@@ -175,6 +195,9 @@ class HealthOmicsHook(AwsBaseHook):
         )
         self._async_stack: contextlib.AsyncExitStack | None = None
         self._async_client: Any = None
+        self._async_client_lock: asyncio.Lock | None = None
+        #: the last ListRuns of the active statuses (coalesced run watches)
+        self._active_runs: RecentListing[RunListItem] = RecentListing()
         self._logs_client: Any = None
         self._s3_client: Any = None
 
@@ -257,26 +280,33 @@ class HealthOmicsHook(AwsBaseHook):
         Built like the amazon provider's own triggers do (``get_async_conn``): the connection
         is read in a worker thread, never on the triggerer's event loop.
         """
-        if self._async_client is None:
-            from asgiref.sync import sync_to_async
+        if self._async_client is not None:
+            return self._async_client
+        import asyncio
 
-            await sync_to_async(self._mask_credentials)()
-            stack = contextlib.AsyncExitStack()
-            self._async_client = await stack.enter_async_context(await self.get_async_conn())
-            self._async_stack = stack
-            from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
+        if self._async_client_lock is None:  # triggers sharing this hook ask at once: build once
+            self._async_client_lock = asyncio.Lock()
+        async with self._async_client_lock:
+            if self._async_client is None:
+                from asgiref.sync import sync_to_async
 
-            support_output_uri_prefix_mode(self._async_client)
-            from airflow_task_runs.aws import botocore_guard
+                await sync_to_async(self._mask_credentials)()
+                stack = contextlib.AsyncExitStack()
+                client = await stack.enter_async_context(await self.get_async_conn())
+                from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
 
-            max_bytes = await sync_to_async(self._max_response_bytes)()
-            botocore_guard.install(self._async_client, cloud=CLOUD, max_bytes=max_bytes, sync=False)
-            credentials = getattr(getattr(self._async_client, "_request_signer", None), "_credentials", None)
-            if credentials is not None:
-                from airflow_task_runs.core.secrets import mask_secrets
+                support_output_uri_prefix_mode(client)
+                from airflow_task_runs.aws import botocore_guard
 
-                frozen = await credentials.get_frozen_credentials()
-                await sync_to_async(mask_secrets)(frozen.secret_key, frozen.token)
+                max_bytes = await sync_to_async(self._max_response_bytes)()
+                botocore_guard.install(client, cloud=CLOUD, max_bytes=max_bytes, sync=False)
+                credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+                if credentials is not None:
+                    from airflow_task_runs.core.secrets import mask_secrets
+
+                    frozen = await credentials.get_frozen_credentials()
+                    await sync_to_async(mask_secrets)(frozen.secret_key, frozen.token)
+                self._async_client, self._async_stack = client, stack
         return self._async_client
 
     @contextlib.contextmanager
@@ -399,6 +429,24 @@ class HealthOmicsHook(AwsBaseHook):
             await self._abounded(every_page())
         return items
 
+    async def alist_runs(self, status: str, max_pages: int = MAX_ACTIVE_RUN_PAGES) -> list[RunListItem]:
+        """``ListRuns`` of one status, at most ``max_pages`` pages of 100."""
+        from airflow_task_runs.aws.models import RunListItem
+
+        client = await self.aclient()
+        items: list[RunListItem] = []
+
+        async def pages() -> None:
+            paginator = client.get_paginator("list_runs").paginate(
+                status=status, PaginationConfig={"PageSize": 100, "MaxItems": 100 * max_pages}
+            )
+            async for page in paginator:
+                items.extend(RunListItem.model_validate(item) for item in page.get("items", []))
+
+        with _mapped("ListRuns", f"runs {status}", host=client.meta.endpoint_url):
+            await self._abounded(pages())
+        return items
+
     # -- status (the core contract) ----------------------------------------------------------
     @staticmethod
     def run_status_of(run: Run) -> RunStatus:
@@ -422,6 +470,13 @@ class HealthOmicsHook(AwsBaseHook):
             details=details,
         )
 
+    status_kinds = frozenset({"task", "run"})
+
+    def status_pair(self, kind: str) -> StatusPair:
+        if kind == "run":
+            return StatusPair(self.get_run_status, self.aget_run_status)
+        return StatusPair(self.get_task_status, self.aget_task_status)
+
     def get_run_status(self, run_id: str) -> RunStatus:
         return self.run_status_of(self.get_run(run_id))
 
@@ -438,6 +493,80 @@ class HealthOmicsHook(AwsBaseHook):
         task = await self.aget_run_task(run_id, run_task_id)
         run = await self.aget_run(run_id) if _is_terminal(task.status) else None
         return self.task_status_of(task, run_id, run)
+
+    # -- coalesced polling: one ListRunTasks answers every watched task of a run --------------
+    def batch_key(self, kind: str, ref: Mapping[str, Any]) -> Hashable | None:
+        """Task watches of one run share its ``ListRunTasks``; run watches share ``ListRuns``."""
+        if kind == "task":
+            return ("tasks", str(ref.get("run_id")))
+        return ("runs",) if kind == "run" else None
+
+    async def arun_statuses(self, kind: str, refs: Sequence[Mapping[str, Any]]) -> list[RunStatus | BaseException]:
+        """Every watched task of one run from one ``ListRunTasks`` (all its pages).
+
+        A task still going is answered from the list. A task the list shows ended is read once
+        with ``GetRunTask`` (and the run once with ``GetRun`` for all of them), so its event has
+        the same details as a task polled alone (``logStream``, ``failureReason``...). A task the
+        list does not show is polled alone, its own not-found error included.
+        """
+        from airflow_task_runs.core.shared import gather_statuses
+
+        if kind == "run":
+            return await self._arun_statuses_listed(refs)
+        if kind != "task":
+            return await super().arun_statuses(kind, refs)
+        run_id = str(refs[0]["run_id"])
+        listed = {item.taskId: item for item in await self.alist_run_tasks(run_id)}
+        ended = [
+            ref for ref in refs if ref["run_task_id"] in listed and _is_terminal(listed[ref["run_task_id"]].status)
+        ]
+        alone = [ref for ref in refs if ref["run_task_id"] not in listed]
+        run = await self.aget_run(run_id) if ended else None
+
+        async def ended_status(ref: Mapping[str, Any]) -> RunStatus:
+            return self.task_status_of(await self.aget_run_task(run_id, ref["run_task_id"]), run_id, run)
+
+        answers: dict[int, RunStatus | BaseException] = {}
+        for group, results in (
+            (ended, await gather_statuses(ended_status, ended)),
+            (alone, await gather_statuses(lambda ref: self.aget_task_status(**ref), alone)),
+        ):
+            answers.update(zip(map(id, group), results, strict=True))
+        return [
+            answers[id(ref)] if id(ref) in answers else _listed_status(listed[ref["run_task_id"]], run_id)
+            for ref in refs
+        ]
+
+    async def _arun_statuses_listed(self, refs: Sequence[Mapping[str, Any]]) -> list[RunStatus | BaseException]:
+        """Run watches from ``ListRuns`` of the active statuses, one call each (and their pages).
+
+        ``ListRuns`` filters by status but says nothing of its order, so the hook lists what
+        is still going: a watched run found there is answered from the list; one that is not
+        (it ended, or moved on between two of the calls) is read with ``GetRun``, so its
+        terminal event carries the same details as a run polled alone. Few watches are polled
+        alone: the lists would cost more calls than they save. Lists younger than
+        :data:`~airflow_task_runs.core.shared.LIST_FRESHNESS` answer the next rounds too.
+        """
+        from airflow_task_runs.core.shared import gather_statuses
+
+        if len(refs) <= len(ACTIVE_RUN_STATUSES):
+            return await gather_statuses(lambda ref: self.aget_run_status(**ref), refs)
+        for ref in refs:
+            self._check_ids(str(ref.get("run_id")))
+        listed = self._active_runs.fresh()
+        if listed is None:
+            listed = {}
+            for status in ACTIVE_RUN_STATUSES:
+                listed.update((item.id, item) for item in await self.alist_runs(status))
+            self._active_runs.store(listed)
+        alone = [
+            ref for ref in refs if str(ref["run_id"]) not in listed or _is_terminal(listed[str(ref["run_id"])].status)
+        ]
+        read_alone = await gather_statuses(lambda ref: self.aget_run_status(**ref), alone)
+        answers = dict(zip(map(id, alone), read_alone, strict=True))
+        return [
+            answers[id(ref)] if id(ref) in answers else _listed_run_status(listed[str(ref["run_id"])]) for ref in refs
+        ]
 
     # -- helpers for the operators -----------------------------------------------------------
     def _service_client(self, client_type: str) -> Any:
@@ -611,3 +740,9 @@ class HealthOmicsHook(AwsBaseHook):
             return f"Reached {CLOUD} at {probe.host} in {region}"
 
         return run_probe(describe, call)
+
+
+if TYPE_CHECKING:  # mypy checks the hook against the core contract; nothing runs at import
+    from airflow_task_runs.core.hooks import RunStatusHook
+
+    _contract: type[RunStatusHook] = HealthOmicsHook

@@ -31,6 +31,22 @@ class TaskListItem(ApiModel):
     uuid: str | None = None
 
 
+class RunListItem(ApiModel):
+    """One entry of ``ListRuns``."""
+
+    id: str
+    status: str
+    arn: str | None = None
+    name: str | None = None
+    workflowId: str | None = None
+    priority: int | None = None
+    storageCapacity: int | None = None
+    storageType: str | None = None
+    creationTime: AwareDatetime | None = None
+    startTime: AwareDatetime | None = None
+    stopTime: AwareDatetime | None = None
+
+
 class RunTask(TaskListItem):
     """``GetRunTask``: one task of a workflow run (a list item plus status detail and log)."""
 

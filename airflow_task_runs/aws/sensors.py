@@ -16,10 +16,12 @@ from airflow_task_runs.core.sensors import TaskRunSensor
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_task_runs.aws.hooks import HealthOmicsHook  # noqa: F401 (the sensor's base names it)
+
 _HOOK = "airflow_task_runs.aws.hooks.HealthOmicsHook"
 
 
-class _HealthOmicsSensor(TaskRunSensor):
+class _HealthOmicsSensor(TaskRunSensor["HealthOmicsHook"]):
     """Shared connection parameters, in the amazon provider's names."""
 
     hook_class_path = _HOOK
@@ -51,7 +53,7 @@ class _HealthOmicsSensor(TaskRunSensor):
         from airflow_task_runs.aws.links import push_run_links
 
         ref = self.run_ref()
-        push_run_links(context, self.hook, ref["run_id"], ref.get("run_task_id"))  # type: ignore[arg-type]
+        push_run_links(context, self.hook, ref["run_id"], ref.get("run_task_id"))
 
     def execute(self, context: Context) -> Any:
         self._push_links(context)
@@ -74,7 +76,7 @@ class HealthOmicsRunTaskSensor(_HealthOmicsSensor):
 
     template_fields: Sequence[str] = ("run_id", "run_task_id", "aws_conn_id", "region_name")
     operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunTaskLink())
-    status_method = "get_task_status"
+    status_kind = "task"
 
     def __init__(self, *, run_id: str, run_task_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -103,7 +105,7 @@ class HealthOmicsRunSensor(_HealthOmicsSensor):
 
     template_fields: Sequence[str] = ("run_id", "aws_conn_id", "region_name")
     operator_extra_links = (HealthOmicsRunLink(),)
-    status_method = "get_run_status"
+    status_kind = "run"
 
     def __init__(self, *, run_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -69,7 +69,7 @@ class HealthOmicsStartRunOperator(StartRunOperator, _HealthOmicsSensor):
     )
     template_fields_renderers = {"parameters": "json", "tags": "json", "start_run_kwargs": "json"}
     operator_extra_links = (HealthOmicsRunLink(),)
-    status_method = "get_run_status"
+    status_kind = "run"
     cancel_method = "cancel_run"
     run_id_field = "id"
     external_id_key = "healthomics_run_id"

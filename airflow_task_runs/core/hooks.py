@@ -1,33 +1,101 @@
 """The contract every cloud hook fulfils, and the base for hooks on the shared httpx session.
 
-A status method comes in a pair: ``get_<kind>_status(**run_ref) -> RunStatus`` for the
-worker and ``aget_<kind>_status(**run_ref)`` for the triggerer. The core sensor and trigger
-call them by name, so one sensor and one trigger serve every cloud.
+A hook answers "what is the status of this run?" for one or more *kinds* of run (``status_kinds``:
+an OCI task run or MLflow run, a HealthOmics task or run...). :class:`RunStatusHook` is that
+contract as a ``typing.Protocol``: mypy checks every cloud's hook against it (each hooks module
+ends with a typing-only assignment), and a test checks every sensor's hook at run time.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from airflow.sdk import BaseHook
 
 from airflow_task_runs.core.errors import ConnectionConfigError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from airflow.sdk import Connection
 
     from airflow_task_runs.core.http import ApiSession
+    from airflow_task_runs.core.shared import RateLimiter
+    from airflow_task_runs.core.states import RunStatus
 
 
-class TaskRunHook(BaseHook):
+class StatusPair(NamedTuple):
+    """A status method and its async twin, named explicitly (typed, no implied ``a`` prefix)."""
+
+    get: Callable[..., RunStatus]
+    aget: Callable[..., Awaitable[RunStatus]]
+
+
+@runtime_checkable
+class RunStatusHook(Protocol):
+    """What the core sensor and trigger need from a hook.
+
+    ``run_status`` / ``arun_status`` answer for one run (worker / triggerer). ``batch_key``
+    says which runs one list call can answer together (``None``: this run is polled alone);
+    ``arun_statuses`` answers such a group in one call, in order, an exception in place of a
+    run it could not answer. ``aclose`` releases the async clients.
+    """
+
+    status_kinds: ClassVar[frozenset[str]]
+
+    def run_status(self, kind: str, ref: Mapping[str, Any]) -> RunStatus: ...
+
+    async def arun_status(self, kind: str, ref: Mapping[str, Any]) -> RunStatus: ...
+
+    def batch_key(self, kind: str, ref: Mapping[str, Any]) -> Hashable | None: ...
+
+    async def arun_statuses(self, kind: str, refs: Sequence[Mapping[str, Any]]) -> list[RunStatus | BaseException]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RunStatusMixin:
+    """``run_status`` / ``arun_status`` by kind, and per-run batches; a hook names its pairs."""
+
+    status_kinds: ClassVar[frozenset[str]] = frozenset()
+
+    def status_pair(self, kind: str) -> StatusPair:
+        raise NotImplementedError
+
+    def _pair(self, kind: str) -> StatusPair:
+        if kind not in self.status_kinds:
+            raise ValueError(
+                f"{type(self).__name__} has no status kind {kind!r}; it knows {', '.join(sorted(self.status_kinds))}"
+            )
+        return self.status_pair(kind)
+
+    def run_status(self, kind: str, ref: Mapping[str, Any]) -> RunStatus:
+        return self._pair(kind).get(**ref)
+
+    async def arun_status(self, kind: str, ref: Mapping[str, Any]) -> RunStatus:
+        return await self._pair(kind).aget(**ref)
+
+    def batch_key(self, kind: str, ref: Mapping[str, Any]) -> Hashable | None:
+        """No list call answers several runs unless the cloud's hook says so."""
+        return None
+
+    async def arun_statuses(self, kind: str, refs: Sequence[Mapping[str, Any]]) -> list[RunStatus | BaseException]:
+        from airflow_task_runs.core.shared import gather_statuses
+
+        return await gather_statuses(lambda ref: self.arun_status(kind, ref), refs)
+
+
+class TaskRunHook(RunStatusMixin, BaseHook):
     """Base of every cloud hook: connection loading (sync or async) and field checks."""
 
     conn_name_attr = "conn_id"
     default_conn_name = ""
     conn_type = ""
     hook_name = ""
+    #: requests per second per connection when its extra sets no ``max_requests_per_second``
+    default_max_requests_per_second: ClassVar[float | None] = None
 
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -81,6 +149,13 @@ class TaskRunHook(BaseHook):
             raise ConnectionConfigError(conn.conn_id, field, f"is missing: {how}")
         return str(value).strip()
 
+    def rate_limiter(self, conn: Connection) -> RateLimiter:
+        """The connection's limiter, shared by every hook on it in this process."""
+        from airflow_task_runs.core.shared import rate_from_extra, rate_limiter
+
+        rate = rate_from_extra(self.extra_of(conn), self.default_max_requests_per_second, conn.conn_id)
+        return rate_limiter(self.conn_type or type(self).__name__, conn.conn_id, rate)
+
     def close(self) -> None:
         """Release network resources; safe to call more than once."""
 
@@ -94,24 +169,48 @@ class HttpTaskRunHook(TaskRunHook):
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(conn_id, **kwargs)
         self._session: ApiSession | None = None
+        self._session_lock: asyncio.Lock | None = None
 
     def _build_session(self, conn: Connection) -> ApiSession:
         raise NotImplementedError
 
+    def _limited_session(self, conn: Connection) -> ApiSession:
+        # Called in a thread by asession(): also import the cloud's models here, so their first
+        # import (pydantic builds every validator) does not stall the triggerer's loop.
+        import importlib
+
+        for klass in type(self).__mro__:  # the cloud's package, also for a user's subclass
+            package = klass.__module__.rpartition(".")[0]
+            if package.startswith("airflow_task_runs.") and package != "airflow_task_runs.core":
+                try:
+                    importlib.import_module(f"{package}.models")
+                except ImportError:
+                    pass
+                break
+        session = self._build_session(conn)
+        session.limiter = self.rate_limiter(conn)
+        return session
+
     @property
     def session(self) -> ApiSession:
         if self._session is None:
-            self._session = self._build_session(self.connection)
+            self._session = self._limited_session(self.connection)
         return self._session
 
     async def asession(self) -> ApiSession:
-        if self._session is None:
-            conn = await self.aconnection()
-            # Building a session may read a key file or (OCI principals) call a metadata
-            # service: keep that off the triggerer's event loop.
-            import asyncio
+        """The session, built once even when many triggers sharing this hook ask at once."""
+        if self._session is not None:
+            return self._session
+        import asyncio
 
-            self._session = await asyncio.to_thread(self._build_session, conn)
+        if self._session_lock is None:
+            self._session_lock = asyncio.Lock()
+        async with self._session_lock:
+            if self._session is None:
+                conn = await self.aconnection()
+                # Building a session may read a key file or (OCI principals) call a metadata
+                # service: keep that off the triggerer's event loop.
+                self._session = await asyncio.to_thread(self._limited_session, conn)
         return self._session
 
     def get_conn(self) -> ApiSession:

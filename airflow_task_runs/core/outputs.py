@@ -2,18 +2,20 @@
 
 One writer for every output of every operator (:class:`OutputSet`, :func:`write_atomically`):
 
-- ``file://``: bytes go to a hidden sibling ``.<name>.<random>.partial``, held under an
-  exclusive ``flock`` while written, fsynced, then renamed to the final name (atomic). A later
-  write of the same target removes partials whose writer died (SIGKILL, OOM): their lock is free.
+- ``file://``: bytes go to a hidden sibling ``.<name>.<token>.partial``, fsynced, closed, then
+  renamed to the final name (atomic). The token names the writer's lock file in that folder,
+  ``flock``-ed while the writer lives (one per folder, not one per output); the next writer
+  there removes the partials of writers that died (SIGKILL, OOM): their lock is free.
 - object stores (``s3://``, ``gs://``, ...): no second copy. The fsspec file is opened with
   ``autocommit=False``: on S3 a multipart upload straight to the final key, its parts uploaded
   as bytes arrive, completed only after the last byte was written and the size checked. On any
   failure the file is ``discard()``-ed (the multipart upload aborted) and never closed, so
   nothing is committed (an fsspec file commits on close, even when an exception leaves its
   ``with`` block). Unfinished uploads to the same key left by a killed writer are aborted by
-  the next write of that key.
+  the next write of that key once idle for ``[task_runs] stale_upload_age``.
 - a set of outputs (OCI's items) is published together, after every member was written: a
-  failure before that leaves none of them; a failure while publishing removes those published.
+  failure before that leaves none of them; the set's last member (its manifest) is published
+  last, and an older set's manifest is removed before any member is replaced (see OutputSet).
 """
 
 from __future__ import annotations
@@ -107,12 +109,23 @@ MAX_PARTS = 9000
 UPLOADS_IN_FLIGHT = 2
 
 
+_LOCAL = ("file", "local", "")
+
+
 def uploads_in_flight() -> int:
     return max(1, conf.getint("task_runs", "upload_parts_in_flight", fallback=UPLOADS_IN_FLIGHT))
 
 
-_LOCAL = ("file", "local", "")
-_PARTIAL = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.partial$")
+#: an unfinished multipart upload without a new part for this long is taken as a dead writer's
+#: (see abort_stale_uploads); ``[task_runs] stale_upload_age`` overrides it. A live writer sends a
+#: part every few seconds, but a staged member of a set waits for the rest of its set, so the age
+#: has to exceed the longest set write; an hour does for sets of hundreds of GiB, and a killed
+#: writer's upload is invisible and only costs storage until then (or a bucket lifecycle rule)
+STALE_UPLOAD_AGE = 3600.0
+
+
+def stale_upload_age() -> float:
+    return max(0.0, conf.getfloat("task_runs", "stale_upload_age", fallback=STALE_UPLOAD_AGE))
 
 
 def _filesystem_package(scheme: str) -> str | None:
@@ -319,8 +332,97 @@ def part_size_for(expected_size: int | None) -> int:
     return max(PART_SIZE, -(-expected_size // MAX_PARTS // mib) * mib + mib)
 
 
+#: a staged file, or the previous version of a set member kept until the set is published
+_PARTIAL = re.compile(r"^\.(?P<name>.+)\.(?P<token>[0-9a-f]{12})\.(?:partial|previous)$")
+#: a writer's claim on a folder: locked while the writer lives
+_WRITER_LOCK = re.compile(r"^\.task-runs\.(?P<token>[0-9a-f]{12})\.lock$")
+
+
+class _WriterLock:
+    """One writer's claim on one folder: ``.task-runs.<token>.lock``, ``flock``-ed for as long as it lives.
+
+    Every partial (and kept previous version) the writer leaves in that folder carries the token,
+    so one open file per folder proves that all of them are alive (an output set of thousands of
+    members holds one descriptor, not one each). When the writer dies (SIGKILL, OOM) the kernel
+    drops the lock, and the next writer in the folder removes what carries that token.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        while True:
+            self.token = uuid.uuid4().hex[:12]
+            self.path = folder / f".task-runs.{self.token}.lock"
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)  # waits only for a cleaner that saw it unlocked, briefly
+            if os.fstat(self.fd).st_nlink:  # else that cleaner removed it before we locked it: take another
+                break
+            os.close(self.fd)
+        remove_stale_partials(folder, keep=self.token)
+
+    def release(self) -> None:
+        """After every partial and previous version of this writer is gone."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)
+
+
+def _writer_is_alive(folder: Path, token: str) -> bool:
+    lock = folder / f".task-runs.{token}.lock"
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True  # its writer holds it
+    else:
+        lock.unlink(missing_ok=True)  # while holding it: a writer that wins it next sees it unlinked
+        return False
+    finally:
+        os.close(fd)
+
+
+def remove_stale_partials(folder: Path, keep: str | None = None) -> list[Path]:
+    """Remove partials (and kept previous versions) in ``folder`` whose writer is gone, and its lock.
+
+    A writer is alive while its ``.task-runs.<token>.lock`` is locked; a missing or unlocked lock
+    means it died, and nothing carrying its token can be completed any more.
+    """
+    try:
+        names = [entry.name for entry in os.scandir(folder)]
+    except FileNotFoundError:
+        return []
+    by_token: dict[str, list[str]] = {}
+    for name in names:
+        match = _PARTIAL.match(name) or _WRITER_LOCK.match(name)
+        if match and match["token"] != keep:
+            by_token.setdefault(match["token"], []).append(name)
+    removed: list[Path] = []
+    for token, owned in by_token.items():
+        if _writer_is_alive(folder, token):
+            continue
+        for name in owned:
+            path = folder / name
+            if _PARTIAL.match(name):
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+    if removed:
+        log.info("Removed %d stale partial file(s) in %s left by an interrupted fetch", len(removed), folder)
+    return removed
+
+
 class _Staged:
-    """One output being written: invisible until ``publish()``, removable without trace by ``abandon()``."""
+    """One output being written: invisible until ``publish()``, removable without trace by ``abandon()``.
+
+    For a set rewriting an older one, ``publish(keep_previous=True)`` keeps the version it
+    replaces where that is cheap (local files: a hard link), so ``unpublish()`` can put it back.
+    """
 
     uri: str
 
@@ -330,14 +432,25 @@ class _Staged:
     def finish(self) -> None:
         """Everything written: make it durable, still invisible."""
 
-    def publish(self) -> None:
+    def publish(self, keep_previous: bool = False) -> None:
         raise NotImplementedError
 
     def abandon(self) -> None:
         raise NotImplementedError
 
     def unpublish(self) -> None:
+        """Remove what ``publish()`` made visible (or put back the version it replaced, if kept)."""
         raise NotImplementedError
+
+    def withdraw_previous(self) -> bool:
+        """Take the current object at the final name away; False if ``restore_previous()`` cannot put it back."""
+        raise NotImplementedError
+
+    def restore_previous(self) -> None:
+        """Put back what ``withdraw_previous()`` took away, where it was kept."""
+
+    def forget_previous(self) -> None:
+        """The set is published: drop any kept previous version."""
 
 
 def _folder_in_the_way(uri: str) -> DestinationConfigError:
@@ -350,19 +463,24 @@ def _folder_in_the_way(uri: str) -> DestinationConfigError:
 
 
 class _LocalStaged(_Staged):
-    """A partial sibling under ``flock``, fsynced and renamed (atomic on a POSIX file system)."""
+    """A partial sibling carrying its writer's lock token, fsynced, closed, then renamed (atomic on POSIX).
 
-    def __init__(self, final: ObjectStoragePath) -> None:
+    The file is closed as soon as it is complete, so a set of any size holds no descriptor per
+    member; the writer's folder lock (:class:`_WriterLock`) keeps its partials safe from cleanup.
+    """
+
+    def __init__(self, final: ObjectStoragePath, claim: Callable[[Path], _WriterLock]) -> None:
         self.uri = plain_uri(final)
         self.final = Path(final.path)
         if self.final.is_dir():
             raise _folder_in_the_way(self.uri)
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(self.final)
-        self.partial = self.final.parent / f".{self.final.name}.{uuid.uuid4().hex[:12]}.partial"
-        fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        self.handle = os.fdopen(fd, "wb")
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a rerun's cleanup skips a partial that is still written
+        token = claim(self.final.parent).token
+        self.partial = self.final.parent / f".{self.final.name}.{token}.partial"
+        self.previous = self.final.parent / f".{self.final.name}.{token}.previous"
+        self.kept_previous = False  # the version this replaces is kept as self.previous
+        self.withdrawn = False  # ... and the final name is empty until publish()
+        self.handle: Any = open(self.partial, "xb")  # noqa: SIM115 (closed by finish() or abandon())
 
     def write(self, chunk: bytes) -> None:
         self.handle.write(chunk)
@@ -370,58 +488,64 @@ class _LocalStaged(_Staged):
     def finish(self) -> None:
         self.handle.flush()
         os.fsync(self.handle.fileno())
+        self.handle.close()
 
-    def publish(self) -> None:
+    def publish(self, keep_previous: bool = False) -> None:
         if self.final.is_dir():
             raise _folder_in_the_way(self.uri)
+        if keep_previous:
+            try:
+                os.link(self.final, self.previous)  # the old version, restorable if the set fails
+                self.kept_previous = True
+            except FileNotFoundError:
+                pass
         os.replace(self.partial, self.final)
-        self.handle.close()
 
     def abandon(self) -> None:
         self.handle.close()
-        try:
-            self.partial.unlink()
-        except FileNotFoundError:
-            pass
+        self.partial.unlink(missing_ok=True)
+        if self.kept_previous and not self.withdrawn:  # not replaced: the final name still holds the old version
+            self.previous.unlink(missing_ok=True)
+            self.kept_previous = False
 
     def unpublish(self) -> None:
-        self.final.unlink(missing_ok=True)
+        if self.kept_previous:
+            os.replace(self.previous, self.final)
+            self.kept_previous = False
+        else:
+            self.final.unlink(missing_ok=True)
+
+    def withdraw_previous(self) -> bool:
+        if self.final.is_dir():
+            raise _folder_in_the_way(self.uri)
+        try:
+            os.replace(self.final, self.previous)
+        except FileNotFoundError:
+            return True  # nothing there: nothing to put back
+        self.kept_previous = self.withdrawn = True
+        return True
+
+    def restore_previous(self) -> None:
+        if self.kept_previous:
+            os.replace(self.previous, self.final)
+            self.kept_previous = False
+
+    def forget_previous(self) -> None:
+        if self.kept_previous:
+            self.previous.unlink(missing_ok=True)
+            self.kept_previous = False
 
 
-def remove_stale_partials(final: Path) -> list[Path]:
-    """Remove ``.<name>.<random>.partial`` siblings of ``final`` whose writer is gone (lock free)."""
-    removed: list[Path] = []
-    try:
-        candidates = list(final.parent.iterdir())
-    except FileNotFoundError:
-        return removed
-    for candidate in candidates:
-        match = _PARTIAL.match(candidate.name)
-        if not match or match["name"] != final.name:
-            continue
-        try:
-            fd = os.open(candidate, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # a live writer holds it
-            os.close(fd)
-            continue
-        try:
-            candidate.unlink()
-            removed.append(candidate)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-    if removed:
-        log.info("Removed %d stale partial file(s) of %s left by an interrupted fetch", len(removed), final)
-    return removed
+#: an older set's manifest up to this size is kept in memory while a new set is published over it
+KEEP_PREVIOUS_BYTES = 1024 * 1024
 
 
 class _StoreKey:
-    """What both object-store writers do first: name the key, refuse a folder, clear stale uploads."""
+    """What both object-store writers share: name the key, refuse a folder, clear stale uploads, remove.
+
+    No previous version is kept on an object store (that would be a second copy of every member):
+    ``withdraw_previous()`` deletes it, and ``unpublish()`` can only delete what was published.
+    """
 
     uri: str
     fs: Any
@@ -434,6 +558,35 @@ class _StoreKey:
         if self.fs.isdir(self.key):
             raise _folder_in_the_way(self.uri)
         abort_stale_uploads(self.fs, self.key)
+
+    def unpublish(self) -> None:
+        try:
+            self.fs.rm_file(self.key)
+        except Exception as exc:
+            log.warning("Could not remove %s (%s: %s)", self.uri, type(exc).__name__, exc)
+
+    previous_bytes: bytes | None = None
+
+    def withdraw_previous(self) -> bool:
+        """Delete it; a small one (a manifest) is kept in memory, to be put back if nothing was replaced."""
+        try:
+            size = self.fs.size(self.key)
+        except FileNotFoundError:
+            return True
+        if size <= KEEP_PREVIOUS_BYTES:
+            self.previous_bytes = self.fs.cat_file(self.key)
+        self.fs.rm_file(self.key)
+        self.fs.invalidate_cache(self.key)
+        return self.previous_bytes is not None
+
+    def restore_previous(self) -> None:
+        if self.previous_bytes is not None:
+            self.fs.pipe_file(self.key, self.previous_bytes)
+            self.fs.invalidate_cache(self.key)
+            self.previous_bytes = None
+
+    def forget_previous(self) -> None:
+        self.previous_bytes = None
 
 
 class _StoreStaged(_StoreKey, _Staged):
@@ -457,7 +610,7 @@ class _StoreStaged(_StoreKey, _Staged):
             self.handle.close()  # uploads the last part; with autocommit=False nothing is visible yet
         self.finished = True
 
-    def publish(self) -> None:
+    def publish(self, keep_previous: bool = False) -> None:
         if self.deferred:
             self.handle.commit()
         else:
@@ -473,12 +626,6 @@ class _StoreStaged(_StoreKey, _Staged):
         except AttributeError:
             pass
 
-    def unpublish(self) -> None:
-        try:
-            self.fs.rm_file(self.key)
-        except Exception as exc:
-            log.warning("Could not remove %s (%s: %s)", self.uri, type(exc).__name__, exc)
-
 
 class _S3Staged(_StoreKey, _Staged):
     """S3 (s3fs): a multipart upload straight to the final key, up to ``UPLOADS_IN_FLIGHT`` parts at once.
@@ -492,7 +639,8 @@ class _S3Staged(_StoreKey, _Staged):
         self._take_key(final)
         self.bucket, self.object_key, _ = self.fs.split_path(self.key)
         self.part_size = part_size
-        self.buffer = bytearray()
+        self.held: list[memoryview] = []  # the next part's bytes, as received
+        self.held_size = 0
         self.pending: list[Any] = []  # concurrent futures of upload_part, in part order
         self.parts: list[dict[str, Any]] = []
         self.written = 0
@@ -518,38 +666,77 @@ class _S3Staged(_StoreKey, _Staged):
 
     def _collect(self, pending: tuple[int, Any]) -> None:
         number, future = pending
-        self.parts.append({"PartNumber": number, "ETag": future.result()["ETag"]})
+        try:
+            etag = future.result()["ETag"]
+        except Exception as exc:
+            self._explain_lost_upload(exc)
+            raise
+        self.parts.append({"PartNumber": number, "ETag": etag})
+
+    def _explain_lost_upload(self, exc: BaseException) -> None:
+        """If our upload is gone (NoSuchUpload), say who may have removed it, instead of the bare error."""
+        from airflow_task_runs.core.errors import DestinationWriteError
+
+        try:
+            self.fs.call_s3("list_parts", Bucket=self.bucket, Key=self.object_key, UploadId=self.upload_id, MaxParts=1)
+        except FileNotFoundError:  # s3fs's NoSuchUpload
+            pass
+        except Exception:  # the store cannot tell: keep the original error
+            return
+        else:
+            return
+        self.upload_id = None  # nothing left to abort
+        raise DestinationWriteError(
+            f"writing {self.uri} failed: its multipart upload no longer exists ({type(exc).__name__}: {exc}). "
+            "Another writer of the same key may have aborted it as stale: a second writer (a zombie try next "
+            "to its retry, two DAG runs writing the same literal key) aborts uploads to its key that saw no "
+            f"part for [task_runs] stale_upload_age ({stale_upload_age():g} s). Nothing of this write was "
+            "committed; give concurrent runs distinct destinations (template them with {{ run_id }})"
+        ) from exc
 
     def write(self, chunk: bytes) -> None:
-        self.buffer += chunk
+        """Hold the chunks (no copy) until a part is full, then join them: one copy per byte."""
+        if not isinstance(chunk, bytes):  # a caller's buffer may be reused after we return
+            chunk = bytes(chunk)
         self.written += len(chunk)
-        while len(self.buffer) >= self.part_size:
-            with memoryview(self.buffer) as view:
-                part = bytes(view[: self.part_size])
-            del self.buffer[: self.part_size]
-            self._send(part)
+        view = memoryview(chunk)
+        while view:
+            piece = view[: self.part_size - self.held_size]
+            view = view[len(piece) :]
+            self.held.append(piece)
+            self.held_size += len(piece)
+            if self.held_size == self.part_size:
+                self._send_held()
+
+    def _send_held(self) -> None:
+        part = b"".join(self.held)
+        self.held, self.held_size = [], 0
+        self._send(part)
 
     def finish(self) -> None:
         if self.written == 0:  # an empty object: no upload, one empty PUT when published
             self.abandon()
             return
-        if self.buffer:
-            self._send(bytes(self.buffer))  # the last part may be small
-            self.buffer = bytearray()
+        if self.held:
+            self._send_held()  # the last part may be small
         while self.pending:
             self._collect(self.pending.pop(0))
 
-    def publish(self) -> None:
+    def publish(self, keep_previous: bool = False) -> None:
         if self.written == 0:
             self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.object_key, Body=b"")
         else:
-            self.fs.call_s3(
-                "complete_multipart_upload",
-                Bucket=self.bucket,
-                Key=self.object_key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": self.parts},
-            )
+            try:
+                self.fs.call_s3(
+                    "complete_multipart_upload",
+                    Bucket=self.bucket,
+                    Key=self.object_key,
+                    UploadId=self.upload_id,
+                    MultipartUpload={"Parts": self.parts},
+                )
+            except Exception as exc:
+                self._explain_lost_upload(exc)
+                raise
             self.upload_id = None
         self.fs.invalidate_cache(self.key)
 
@@ -571,29 +758,62 @@ class _S3Staged(_StoreKey, _Staged):
                 log.warning("Could not abort the upload to %s (%s: %s)", self.uri, type(exc).__name__, exc)
             self.upload_id = None
 
-    def unpublish(self) -> None:
-        try:
-            self.fs.rm_file(self.key)
-        except Exception as exc:
-            log.warning("Could not remove %s (%s: %s)", self.uri, type(exc).__name__, exc)
 
+def abort_stale_uploads(fs: Any, key: str, max_age: float | None = None) -> int:
+    """Abort unfinished S3 multipart uploads to exactly ``key`` that saw no activity for ``max_age`` seconds.
 
-def abort_stale_uploads(fs: Any, key: str) -> int:
-    """Abort unfinished S3 multipart uploads to exactly ``key`` (left by a killed writer). Best effort."""
+    They are what a killed writer (SIGKILL, OOM) leaves: invisible, but billed. A live writer's
+    upload to the same key (a zombie try next to its retry, two DAG runs writing one literal key)
+    is left alone as long as it keeps uploading parts: activity is its newest part's
+    ``LastModified``, or ``Initiated`` before the first part. ``max_age`` defaults to
+    ``[task_runs] stale_upload_age``. Best effort: no permission to list uploads skips it.
+    """
+    from datetime import datetime, timedelta, timezone
+
     if not hasattr(fs, "split_path") or not hasattr(fs, "call_s3"):
         return 0
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=stale_upload_age() if max_age is None else max_age)
+    aborted = kept = 0
     try:
         bucket, object_key, _ = fs.split_path(key)
         listing = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=object_key)
-        stale = [u for u in listing.get("Uploads", []) if u.get("Key") == object_key]
-        for upload in stale:
+        for upload in listing.get("Uploads", []):
+            if upload.get("Key") != object_key:
+                continue
+            if _last_activity(fs, bucket, object_key, upload, cutoff) >= cutoff:
+                kept += 1
+                continue
             fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=object_key, UploadId=upload["UploadId"])
+            aborted += 1
     except Exception as exc:  # no permission to list uploads, missing bucket (the write will say): skip
         log.debug("Not checking for stale multipart uploads to %s: %s", key, exc)
-        return 0
-    if stale:
-        log.info("Aborted %d unfinished multipart upload(s) to %s left by an interrupted fetch", len(stale), key)
-    return len(stale)
+        return aborted
+    if aborted:
+        log.info("Aborted %d unfinished multipart upload(s) to %s left by an interrupted fetch", aborted, key)
+    if kept:
+        log.warning(
+            "%d other unfinished multipart upload(s) to %s are recent, so they may be a live writer's (a zombie "
+            "try, or another DAG run writing the same key): left alone. The last upload completed wins",
+            kept,
+            key,
+        )
+    return aborted
+
+
+def _last_activity(fs: Any, bucket: str, key: str, upload: dict[str, Any], cutoff: Any) -> Any:
+    """When an upload last moved: its newest part, else its start (parts are listed only when needed)."""
+    latest = upload["Initiated"]
+    if latest >= cutoff:
+        return latest
+    marker = 0
+    for _ in range(10):  # 1,000 parts a page, S3 allows 10,000
+        page = fs.call_s3("list_parts", Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumberMarker=marker)
+        for part in page.get("Parts", []):
+            latest = max(latest, part["LastModified"])
+        if not page.get("IsTruncated") or latest >= cutoff:
+            break
+        marker = page["NextPartNumberMarker"]
+    return latest
 
 
 class OutputSet:
@@ -601,12 +821,22 @@ class OutputSet:
 
     ``with OutputSet() as outputs: outputs.write(path, chunks)``. Each member is written in full
     (and size-checked) but stays invisible; leaving the block without an error publishes them in
-    the order written, so the last one written (e.g. a manifest) appears last. An error anywhere
-    abandons every member; an error while publishing also removes the members already published.
+    the order written. An error anywhere before that abandons every member: nothing appears.
+
+    With two members or more, the last one written is the set's manifest (OCI's
+    ``output_parameters.json``): it appears last, so its presence marks a complete set. Over an
+    older set, the old manifest is taken away before any member is replaced, so a reader keyed on
+    the manifest never takes a mix of old and new members for a complete set. An error while
+    publishing removes the members already published; on local files, where the versions they
+    replaced were kept (hard links, no copy), those and the old manifest are put back, so the
+    folder holds the old set as it was. On object stores replaced members are not kept (no
+    second copy): the old manifest (kept in memory when small) is put back only if no member had
+    been replaced yet; otherwise the folder is left without a manifest, and the error says so.
     """
 
     def __init__(self) -> None:
         self._staged: list[_Staged] = []
+        self._locks: dict[Path, _WriterLock] = {}
         self.uris: list[str] = []
         self.published = False
 
@@ -614,10 +844,13 @@ class OutputSet:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc_type is not None:
-            self._abandon(self._staged)
-            return
-        self.publish()
+        try:
+            if exc_type is not None:
+                self._abandon(self._staged)
+                return
+            self.publish()
+        finally:
+            self._release_locks()
 
     def write(
         self,
@@ -629,10 +862,12 @@ class OutputSet:
         """Stream ``chunks`` to ``destination`` (not yet visible); return its URI."""
         from airflow.sdk import ObjectStoragePath
 
-        from airflow_task_runs.core.errors import OutputIntegrityError
+        from airflow_task_runs.core.errors import DestinationConfigError, OutputIntegrityError
 
         final = destination if isinstance(destination, ObjectStoragePath) else resolve_destination(destination).path
         uri = plain_uri(final)
+        if any(member.uri == uri for member in self._staged):
+            raise DestinationConfigError(f"{uri} is written twice in one output set; give each output its own name")
         staged: _Staged = self._sink(uri, lambda: self._stage(final, expected_size))
         self._staged.append(staged)
         written = 0
@@ -650,14 +885,24 @@ class OutputSet:
         log.info("Wrote %d bytes to %s", written, uri)
         return uri
 
-    @staticmethod
-    def _stage(final: ObjectStoragePath, expected_size: int | None) -> _Staged:
+    def _stage(self, final: ObjectStoragePath, expected_size: int | None) -> _Staged:
         if _is_local(final):
-            return _LocalStaged(final)
+            return _LocalStaged(final, self._claim)
         fs = final.fs
         if hasattr(fs, "call_s3") and hasattr(fs, "split_path"):  # s3fs
             return _S3Staged(final, part_size_for(expected_size))
         return _StoreStaged(final, part_size_for(expected_size))
+
+    def _claim(self, folder: Path) -> _WriterLock:
+        """This set's lock in ``folder`` (one per folder, however many members go there)."""
+        if folder not in self._locks:
+            self._locks[folder] = _WriterLock(folder)
+        return self._locks[folder]
+
+    def _release_locks(self) -> None:
+        for lock in self._locks.values():
+            lock.release()
+        self._locks = {}
 
     @staticmethod
     def _sink(uri: str, action: Callable[[], Any]) -> Any:
@@ -677,16 +922,68 @@ class OutputSet:
         if self.published:
             return
         self.published = True
-        done: list[_Staged] = []
-        for index, staged in enumerate(self._staged):
+        members = self._staged
+        manifest = members[-1] if len(members) > 1 else None
+        restorable = True
+        if manifest is not None:  # before any member is replaced: an old manifest must not vouch for a mix
             try:
-                self._sink(staged.uri, staged.publish)
+                restorable = self._sink(manifest.uri, manifest.withdraw_previous)
             except BaseException:
-                self._abandon(self._staged[index:])
-                for published in done:
-                    published.unpublish()
+                self._abandon(members)
                 raise
+        done: list[_Staged] = []
+        for index, staged in enumerate(members):
+            try:
+                staged.publish(keep_previous=manifest is not None)
+            except BaseException as exc:
+                self._abandon(members[index:])
+                outcome = self._roll_back(done, manifest, restorable)
+                self._publish_failed(staged.uri, exc, outcome)
             done.append(staged)
+        for staged in members:
+            staged.forget_previous()
+
+    @staticmethod
+    def _roll_back(published: list[_Staged], manifest: _Staged | None, restorable: bool) -> str:
+        """Undo a publish that failed part way; say what the destination holds now."""
+        unpublished = True
+        for member in reversed(published):
+            try:
+                member.unpublish()  # local: the version it replaced is back; elsewhere: deleted
+            except Exception as exc:
+                unpublished = False
+                log.warning("Could not remove %s (%s: %s)", member.uri, type(exc).__name__, exc)
+        if manifest is None:
+            return "nothing was written there (a previous object at that name is unchanged)"
+        removed = f"the {len(published)} output(s) of this set already published were removed"
+        local = all(isinstance(member, _LocalStaged) for member in [*published, manifest])
+        if unpublished and restorable and (local or not published):
+            try:
+                manifest.restore_previous()
+            except Exception as exc:
+                log.warning("Could not put back %s (%s: %s)", manifest.uri, type(exc).__name__, exc)
+            else:
+                if not published:
+                    return "nothing of this set was published: the folder holds what it held before"
+                return (
+                    f"{removed} and the versions they replaced were put back: the folder holds what it held "
+                    "before (including any previous set and its manifest)"
+                )
+        return (
+            f"{removed}; a previous {manifest.uri} was deleted before any member was replaced, so no manifest "
+            "vouches for that folder now: members of an older set there may have been replaced or removed. "
+            "Run the task again to write the set"
+        )
+
+    @staticmethod
+    def _publish_failed(uri: str, exc: BaseException, outcome: str) -> None:
+        from airflow_task_runs.core.errors import DestinationConfigError, DestinationWriteError
+
+        if not isinstance(exc, Exception):
+            raise exc
+        if isinstance(exc, (DestinationConfigError, DestinationWriteError)):
+            raise type(exc)(f"{exc}; {outcome}") from exc
+        raise DestinationWriteError(f"publishing {uri} failed: {type(exc).__name__}: {exc}; {outcome}") from exc
 
     @staticmethod
     def _abandon(staged: list[_Staged]) -> None:

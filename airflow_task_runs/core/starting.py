@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import PokeReturnValue, ResumableJobMixin
 
-from airflow_task_runs.core.sensors import TaskRunSensor
+from airflow_task_runs.core.sensors import HookT, TaskRunSensor
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -50,7 +50,7 @@ class StartAttempt:
     replaces: str | None
 
 
-class StartRunOperator(ResumableJobMixin, TaskRunSensor):
+class StartRunOperator(ResumableJobMixin, TaskRunSensor[HookT]):
     """Start a run, wait for it (optionally), return what :meth:`collect` makes of it.
 
     :param wait_for_completion: wait for the run to end (in the sensor's ``mode`` or
@@ -149,7 +149,7 @@ class StartRunOperator(ResumableJobMixin, TaskRunSensor):
         from airflow_task_runs.core.errors import ApiError
 
         try:
-            status = getattr(self.hook, self.status_method)(run_id=str(external_id))
+            status = self.hook.run_status(self.status_kind, {"run_id": str(external_id)})
         except ApiError as exc:
             if exc.status_code == 404:
                 return NOT_FOUND

@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+if TYPE_CHECKING:
+    from airflow_task_runs.core.states import RunStatus
+
 
 class TaskRunTrigger(BaseTrigger):
-    """Poll ``hook.<status_method>(**run_ref)`` until the run is terminal or the deadline passes.
+    """Poll the hook's ``status_kind`` status of ``run_ref`` until the run is terminal or the deadline passes.
 
-    Serializes only primitives: the hook's import path and keyword arguments, the status
-    method's name, the run reference and timing. Yields exactly one event:
+    Serializes only primitives: the hook's import path and keyword arguments, the status kind,
+    the run reference and timing. Yields exactly one event:
     ``{"event": "terminal", "status": {...}}``, ``{"event": "timeout", ...}`` or
     ``{"event": "error", "message": ...}``.
+
+    Triggers on the same hook path and kwargs share one hook in the process
+    (:data:`~airflow_task_runs.core.shared.shared_hooks`): one client, pool, key and rate limit,
+    and one list call per interval where the hook can answer several runs with one. The
+    deadline fires on time even while a request is in flight.
+
+    ``status_method`` is the pre-0.x form (an async method's name), still accepted so triggers
+    serialized by an older version keep running after an upgrade.
 
     ``cancel_method`` names the hook's async method that cancels the run (called with the run
     reference) when a user kills the deferred task. Only an operator that started the run sets
@@ -28,16 +40,20 @@ class TaskRunTrigger(BaseTrigger):
         *,
         hook_path: str,
         hook_kwargs: dict[str, Any],
-        status_method: str,
         run_ref: dict[str, Any],
         poll_interval: float,
         deadline: float,
+        status_kind: str | None = None,
+        status_method: str | None = None,
         description: str = "run",
         cancel_method: str | None = None,
     ) -> None:
         super().__init__()
+        if (status_kind is None) == (status_method is None):
+            raise ValueError("TaskRunTrigger needs exactly one of status_kind or status_method")
         self.hook_path = hook_path
         self.hook_kwargs = hook_kwargs
+        self.status_kind = status_kind
         self.status_method = status_method
         self.run_ref = run_ref
         self.poll_interval = poll_interval
@@ -46,39 +62,66 @@ class TaskRunTrigger(BaseTrigger):
         self.cancel_method = cancel_method
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "hook_path": self.hook_path,
-                "hook_kwargs": self.hook_kwargs,
-                "status_method": self.status_method,
-                "run_ref": self.run_ref,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "description": self.description,
-                "cancel_method": self.cancel_method,
-            },
-        )
+        kwargs: dict[str, Any] = {
+            "hook_path": self.hook_path,
+            "hook_kwargs": self.hook_kwargs,
+            "run_ref": self.run_ref,
+            "poll_interval": self.poll_interval,
+            "deadline": self.deadline,
+            "description": self.description,
+            "cancel_method": self.cancel_method,
+        }
+        if self.status_kind is not None:
+            kwargs["status_kind"] = self.status_kind
+        else:
+            kwargs["status_method"] = self.status_method
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     def _hook(self) -> Any:
         from airflow.sdk._shared.module_loading import import_string
 
         return import_string(self.hook_path)(**self.hook_kwargs)
 
+    def _timeout_event(self, last: RunStatus | None) -> TriggerEvent:
+        raw = last.raw_status if last is not None else None
+        what = "had not answered its first status call" if last is None else f"was still {raw}"
+        return TriggerEvent(
+            {
+                "event": "timeout",
+                "message": f"Sensor has timed out: {self.description} {what} at the deadline",
+                "raw_status": raw,
+            }
+        )
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = self._hook()
-        poll = getattr(hook, self.status_method)
-        last_raw: str | None = None
+        from airflow_task_runs.core.shared import import_off_loop, poll_pacer, shared_hooks
+
+        # the first trigger of a cloud imports its hook module (botocore, for AWS) off the loop
+        await import_off_loop(self.hook_path)
+        entry = shared_hooks.acquire(self.hook_path, self.hook_kwargs)
+        kind, ref = self.status_kind, self.run_ref
+        if kind is not None:
+            poll = functools.partial(entry.coalescer.status, kind, ref)
+        else:  # a trigger serialized before status kinds existed
+            poll = functools.partial(getattr(entry.hook, str(self.status_method)), **ref)
+        last: RunStatus | None = None
         try:
             while True:
+                await poll_pacer.turn()
+                asked_at = time.monotonic()
                 try:
-                    status = await poll(**self.run_ref)
+                    # The deadline bounds the call itself: a slow or trickling server cannot
+                    # hold the trigger past it (the request is cancelled, its socket closed).
+                    status = await asyncio.wait_for(poll(), timeout=max(0.0, self.deadline - time.time()))
+                except asyncio.TimeoutError:
+                    yield self._timeout_event(last)
+                    return
                 except Exception as exc:  # the sensor turns this into a task failure
                     yield TriggerEvent({"event": "error", "message": f"{self.description}: {exc}"})
                     return
-                if status.raw_status != last_raw:
+                if last is None or status.raw_status != last.raw_status:
                     self.log.info("%s is %s (%s)", self.description, status.raw_status, status.state.value)
-                    last_raw = status.raw_status
+                last = status
                 if status.state.is_terminal:
                     from airflow_task_runs.core.outputs import bounded_status
 
@@ -86,18 +129,13 @@ class TaskRunTrigger(BaseTrigger):
                     return
                 remaining = self.deadline - time.time()
                 if remaining <= 0:
-                    yield TriggerEvent(
-                        {
-                            "event": "timeout",
-                            "message": f"Sensor has timed out: {self.description} was still "
-                            f"{status.raw_status} at the deadline",
-                            "raw_status": status.raw_status,
-                        }
-                    )
+                    yield self._timeout_event(last)
                     return
-                await asyncio.sleep(min(self.poll_interval, remaining))
+                # Polls keep their cadence (one every poll_interval, not interval + answer time),
+                # so a busy triggerer or a slow API does not stretch every watch's schedule.
+                await asyncio.sleep(min(max(0.0, self.poll_interval - (time.monotonic() - asked_at)), remaining))
         finally:
-            await hook.aclose()
+            await shared_hooks.release(self.hook_path, self.hook_kwargs)
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: cancel the run if this task started it.

@@ -59,7 +59,7 @@ class NclueCreateTaskRunOperator(WritesOutputs, StartRunOperator):
         "ncp_conn_id",
     )
     hook_class_path = "airflow_task_runs.ncp.hooks.NclueHook"
-    status_method = "get_status"
+    status_kind = "task_run"
     cancel_method = "cancel_task_run"
     run_id_field = "run_id"
     external_id_key = "nclue_run_id"

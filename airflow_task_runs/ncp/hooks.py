@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import posixpath
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_task_runs.core.connection_test import ConnectionProbe, check_choice, run_probe, single_attempt
-from airflow_task_runs.core.hooks import HttpTaskRunHook, normalize_url
+from airflow_task_runs.core.hooks import HttpTaskRunHook, StatusPair, normalize_url
+from airflow_task_runs.core.shared import RecentListing
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
 if TYPE_CHECKING:
@@ -23,6 +24,11 @@ DEFAULT_OBJECT_STORAGE_ENDPOINT = "https://kr.object.ncloudstorage.com"
 DEFAULT_OBJECT_STORAGE_REGION = "kr-standard"
 NCP_REGIONS = ("kr-standard", "us-standard", "sg-standard", "jp-standard", "de-standard")
 API_PREFIX = "/api/v1"
+#: NCLUE's largest list page, and how many pages one coalesced round may read at most
+LIST_PAGE = 100
+MAX_LIST_PAGES = 20
+#: a watched run not asked for in this long is no longer looked for in list reads
+WATCH_FORGET = 3600.0
 
 TASK_RUN_STATES = StatusTable(
     "NCP NCLUE",
@@ -128,6 +134,12 @@ def _may_have_been_received(exc: BaseException) -> bool:
     return False
 
 
+def _oldest_first(runs: Sequence[TaskRun]) -> bool:
+    """Whether a list page runs oldest first (its ``created_at`` rises); unknown counts as newest first."""
+    stamps = [run.created_at for run in runs if run.created_at]
+    return len(stamps) >= 2 and stamps[0] < stamps[-1]
+
+
 class NclueHook(HttpTaskRunHook):
     """NCLUE task runs, signed with the API Gateway signature v2.
 
@@ -145,6 +157,11 @@ class NclueHook(HttpTaskRunHook):
     def __init__(self, ncp_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(ncp_conn_id, **kwargs)
         self.ncp_conn_id = ncp_conn_id
+        #: the runs the last list read showed (core.shared.LIST_FRESHNESS)
+        self._listed: RecentListing[TaskRun] = RecentListing()
+        #: every run watched through this hook, and when it was last asked for: a list read
+        #: looks for all of them, not only the ones whose round happens to run it
+        self._watched: dict[str, float] = {}
 
     # -- session -----------------------------------------------------------------------------
     def _credentials(self, conn: Connection) -> tuple[str, str]:
@@ -257,11 +274,85 @@ class NclueHook(HttpTaskRunHook):
             details=run.model_dump(mode="json"),
         )
 
+    status_kinds = frozenset({"task_run"})
+
+    def status_pair(self, kind: str) -> StatusPair:
+        return StatusPair(self.get_status, self.aget_status)
+
     def get_status(self, run_id: str) -> RunStatus:
         return self.status_of(self.get_task_run(run_id))
 
     async def aget_status(self, run_id: str) -> RunStatus:
         return self.status_of(await self.aget_task_run(run_id))
+
+    # -- coalesced polling: the newest list pages answer every watch on the connection ------
+    def batch_key(self, kind: str, ref: Mapping[str, Any]) -> Hashable | None:
+        """Every task-run watch on this connection can share the list pages."""
+        return "task-runs" if kind == "task_run" else None
+
+    async def arun_statuses(self, kind: str, refs: Sequence[Mapping[str, Any]]) -> list[RunStatus | BaseException]:
+        """The newest ``GET /task-runs`` pages (limit 100) for all, ``GET /task-runs/{id}`` for runs not in them.
+
+        The list is read once per round whatever the number of watches: as many pages as the
+        watches could fill, plus one, at most :data:`MAX_LIST_PAGES`. A list call that fails
+        (after the session's retries, made once for everyone) fails the round for every watch.
+        """
+        from airflow_task_runs.core.shared import gather_statuses
+
+        wanted = {str(ref.get("run_id")) for ref in refs}
+        found = await self._anewest_runs(wanted)
+        missing = [ref for ref in refs if str(ref.get("run_id")) not in found]
+        fallback = await gather_statuses(lambda ref: self.aget_status(**ref), missing)
+        alone = dict(zip((str(ref.get("run_id")) for ref in missing), fallback, strict=True))
+        return [
+            self.status_of(found[run_id]) if run_id in found else alone[run_id]
+            for run_id in (str(ref.get("run_id")) for ref in refs)
+        ]
+
+    async def _anewest_runs(self, wanted: set[str]) -> dict[str, TaskRun]:
+        """The watched runs found in the newest list pages, by id.
+
+        NCLUE's page does not say its order, so the hook reads it from ``created_at``: newest
+        first, the newest pages start at index 0; oldest first, they are the last ones (read from
+        the end, never overlapping page 0, so no run is seen twice in a round).
+        """
+        import time
+
+        now = time.monotonic()
+        self._watched.update(dict.fromkeys(wanted, now))
+        listed = self._listed.fresh()
+        if listed is not None:  # runs not in those pages are read by id
+            return {run_id: listed[run_id] for run_id in wanted if run_id in listed}
+        for run_id, asked in list(self._watched.items()):
+            if now - asked > WATCH_FORGET:  # a watch that went away without its run ending
+                del self._watched[run_id]
+        wanted = wanted | self._watched.keys()
+        budget = min(MAX_LIST_PAGES, len(wanted) // LIST_PAGE + 2)
+        first = await self.alist_task_runs(index=0, limit=LIST_PAGE)
+        seen = {run.run_id: run for run in first.runs}
+        pages = 1
+        if _oldest_first(first.runs):
+            end = first.total
+            while end > LIST_PAGE and pages < budget and not wanted <= seen.keys():
+                start = max(LIST_PAGE, end - LIST_PAGE)
+                page = await self.alist_task_runs(index=start, limit=end - start)
+                seen.update((run.run_id, run) for run in page.runs)
+                pages += 1
+                end = start
+        else:
+            index = len(first.runs)
+            while index < first.total and pages < budget and not wanted <= seen.keys():
+                page = await self.alist_task_runs(index=index, limit=LIST_PAGE)
+                if not page.runs:
+                    break
+                seen.update((run.run_id, run) for run in page.runs)
+                index += len(page.runs)
+                pages += 1
+        self._listed.store(seen, read_at=now)
+        for run_id, run in seen.items():
+            if run_id in self._watched and self.status_of(run).state.is_terminal:
+                del self._watched[run_id]  # its watch ends with this answer
+        return {run_id: seen[run_id] for run_id in wanted if run_id in seen}
 
     # -- create and cancel (NCP pages "Create task run" and "Delete task run") ---------------
     #: the look-up by name reads at most this many pages of 100 runs (a server whose ``total`` keeps
@@ -481,3 +572,9 @@ class NclueHook(HttpTaskRunHook):
             return f"Connected to NCLUE at {probe.host}: {page.total} task run(s) visible"
 
         return run_probe(describe, call)
+
+
+if TYPE_CHECKING:  # mypy checks the hook against the core contract; nothing runs at import
+    from airflow_task_runs.core.hooks import RunStatusHook
+
+    _contract: type[RunStatusHook] = NclueHook

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import urllib.parse
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_task_runs.core.connection_test import ConnectionProbe, run_probe, single_attempt
 from airflow_task_runs.core.errors import ApiError, ConnectionConfigError
-from airflow_task_runs.core.hooks import HttpTaskRunHook, normalize_url
+from airflow_task_runs.core.hooks import HttpTaskRunHook, StatusPair, normalize_url
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class OciCredentials:
     fingerprint: str | None = None
     private_key_pem: str | None = None
     pass_phrase: str | None = None
+    #: the key as loaded (and validated) once, so the signer does not load it again
+    private_key: Any = dataclasses.field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return (
@@ -254,7 +257,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         from airflow_task_runs.oci.auth import PrivateKeyError, load_private_key
 
         try:
-            load_private_key(pem, pass_phrase)
+            private_key = load_private_key(pem, pass_phrase)
         except PrivateKeyError as exc:
             field = "passphrase (extra passphrase)" if "passphrase" in str(exc) else "private key (password)"
             raise ConnectionConfigError(conn.conn_id, field, str(exc)) from None
@@ -267,6 +270,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
             fingerprint=fingerprint.lower(),
             private_key_pem=pem,
             pass_phrase=pass_phrase,
+            private_key=private_key,
         )
 
     @staticmethod
@@ -292,7 +296,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
             tenancy=creds.tenancy,
             user=creds.user,
             fingerprint=creds.fingerprint,
-            private_key=load_private_key(creds.private_key_pem, creds.pass_phrase),
+            private_key=creds.private_key or load_private_key(creds.private_key_pem, creds.pass_phrase),
         )
 
     def _build_session(self, conn: Connection) -> ApiSession:
@@ -387,6 +391,13 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         return TASK_RUN_STATES.status(
             raw, message=message, request_id=run.request_id, details=run.model_dump(mode="json")
         )
+
+    status_kinds = frozenset({"task_run", "experiment_run"})
+
+    def status_pair(self, kind: str) -> StatusPair:
+        if kind == "experiment_run":
+            return StatusPair(self.get_experiment_run_status, self.aget_experiment_run_status)
+        return StatusPair(self.get_task_run_status, self.aget_task_run_status)
 
     def get_task_run_status(self, ai_data_platform_id: str, workspace_key: str, task_run_key: str) -> RunStatus:
         return self.task_run_status(self.get_task_run(ai_data_platform_id, workspace_key, task_run_key))
@@ -611,3 +622,9 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
             return f"Connected to {probe.host}"
 
         return run_probe(describe, call)
+
+
+if TYPE_CHECKING:  # mypy checks the hook against the core contract; nothing runs at import
+    from airflow_task_runs.core.hooks import RunStatusHook
+
+    _contract: type[RunStatusHook] = OciAiDataPlatformHook

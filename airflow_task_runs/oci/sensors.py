@@ -12,12 +12,12 @@ from airflow_task_runs.oci.links import OciExperimentRunLink, OciTaskRunLink, pu
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_task_runs.oci.hooks import OciAiDataPlatformHook
+    from airflow_task_runs.oci.hooks import OciAiDataPlatformHook  # noqa: F401 (the sensor's base names it)
 
 _HOOK = "airflow_task_runs.oci.hooks.OciAiDataPlatformHook"
 
 
-class OciTaskRunSensor(TaskRunSensor):
+class OciTaskRunSensor(TaskRunSensor["OciAiDataPlatformHook"]):
     """Wait until a task run is SUCCESS; fail with its ``stateMessage`` / ``errorTrace`` otherwise.
 
     SKIPPED and EXCLUDED runs skip the Airflow task.
@@ -31,7 +31,7 @@ class OciTaskRunSensor(TaskRunSensor):
     template_fields: Sequence[str] = ("ai_data_platform_id", "workspace_key", "task_run_key", "oci_conn_id")
     operator_extra_links = (OciTaskRunLink(),)
     hook_class_path = _HOOK
-    status_method = "get_task_run_status"
+    status_kind = "task_run"
 
     def __init__(
         self,
@@ -67,7 +67,7 @@ class OciTaskRunSensor(TaskRunSensor):
     def execute(self, context: Context) -> Any:
         from airflow_task_runs.oci.links import task_run_console_url
 
-        hook: OciAiDataPlatformHook = self.hook  # type: ignore[assignment]
+        hook = self.hook
         push_link(
             context,
             OciTaskRunLink,
@@ -76,7 +76,7 @@ class OciTaskRunSensor(TaskRunSensor):
         return super().execute(context)
 
 
-class OciMlflowRunSensor(TaskRunSensor):
+class OciMlflowRunSensor(TaskRunSensor["OciAiDataPlatformHook"]):
     """Wait until an MLflow experiment run is FINISHED; fail if it ends FAILED, INTERNAL_ERROR or KILLED.
 
     :param ai_data_platform_id: the AI Data Platform OCID (templated).
@@ -89,7 +89,7 @@ class OciMlflowRunSensor(TaskRunSensor):
     template_fields: Sequence[str] = ("ai_data_platform_id", "workspace_key", "run_id", "user_principal", "oci_conn_id")
     operator_extra_links = (OciExperimentRunLink(),)
     hook_class_path = _HOOK
-    status_method = "get_experiment_run_status"
+    status_kind = "experiment_run"
 
     def __init__(
         self,
@@ -126,7 +126,7 @@ class OciMlflowRunSensor(TaskRunSensor):
     def execute(self, context: Context) -> Any:
         from airflow_task_runs.oci.links import experiment_run_console_url
 
-        hook: OciAiDataPlatformHook = self.hook  # type: ignore[assignment]
+        hook = self.hook
         push_link(
             context,
             OciExperimentRunLink,

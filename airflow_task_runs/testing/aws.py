@@ -141,6 +141,26 @@ class _Run:
         return body
 
 
+_RUN_LIST_FIELDS = (
+    "arn",
+    "id",
+    "status",
+    "name",
+    "workflowId",
+    "priority",
+    "storageCapacity",
+    "storageType",
+    "creationTime",
+    "startTime",
+    "stopTime",
+)
+
+
+def _run_list_item(run: dict[str, Any]) -> dict[str, Any]:
+    """What ``ListRuns`` shows of a run (GetRun says more: failure reason, output URI...)."""
+    return {key: run[key] for key in _RUN_LIST_FIELDS if key in run}
+
+
 #: StartRun fields GetRun reports back as they were given
 _ECHOED = (
     "workflowId",
@@ -157,6 +177,18 @@ _ECHOED = (
 
 
 _HOP_BY_HOP = ("connection", "content-length", "transfer-encoding", "keep-alive", "server", "date")
+
+
+def _page(query: dict[str, str]) -> tuple[int, int] | Reply:
+    """A list call's (start, size) from ``startingToken`` / ``maxResults``, or its 400 answer."""
+    try:
+        size = int(query.get("maxResults", 100))
+        start = int(query.get("startingToken", 0) or 0)
+    except ValueError:
+        return _error(400, "ValidationException", "maxResults and startingToken must be integers")
+    if not 1 <= size <= 100:
+        return _error(400, "ValidationException", "maxResults must be between 1 and 100")
+    return start, size
 
 
 def _error(status: int, name: str, message: str) -> Reply:
@@ -411,6 +443,8 @@ class HealthOmicsEmulator(EmulatorServer):
             return self._cancel_run(segments[1], headers)
         if request.method != "GET":
             return _error(405, "ValidationException", f"{request.method} is not supported here")
+        if segments == ["run"]:
+            return self._list_runs(request, headers)
         if len(segments) < 2 or segments[0] != "run":
             return _error(404, "ResourceNotFoundException", f"no such API: {request.path}")
         run = self.runs.get(segments[1])
@@ -427,19 +461,51 @@ class HealthOmicsEmulator(EmulatorServer):
             return Reply.json(200, task.as_json(task.lifecycle.advance()), headers)
         return _error(404, "ResourceNotFoundException", f"no such API: {request.path}")
 
+    def _list_runs(self, request: Request, headers: dict[str, str]) -> Reply:
+        """``ListRuns``: newest first, filtered by ``status`` / ``name``, pages of ``maxResults``.
+
+        The filter applies to a run's status before this read; a listed run's status is then read
+        as by GetRun (its lifecycle moves on, once somebody asked for it by id), so an item may
+        already show the next status, as a real list can when a run moves on meanwhile.
+        """
+        query = request.query
+        page = _page(query)
+        if isinstance(page, Reply):
+            return page
+        start, size = page
+        with self._lock:
+            runs = sorted(self.runs.values(), key=lambda r: r.created, reverse=True)
+        shown = []
+        for run in runs:
+            if query.get("name") and run.as_json("PENDING")["name"] != query["name"]:
+                continue
+            if query.get("status") and run.lifecycle.current() != query["status"]:
+                continue
+            shown.append((run, run.lifecycle.advance() if run.lifecycle.polls else run.lifecycle.current()))
+        body: dict[str, Any] = {
+            "items": [_run_list_item(run.as_json(status)) for run, status in shown[start : start + size]]
+        }
+        if start + size < len(shown):
+            body["nextToken"] = str(start + size)
+        return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/json", **headers})
+
     def _list_tasks(self, run: _Run, request: Request, headers: dict[str, str]) -> Reply:
         query = request.query
-        try:
-            size = int(query.get("maxResults", 100))
-            start = int(query.get("startingToken", 0) or 0)
-        except ValueError:
-            return _error(400, "ValidationException", "maxResults and startingToken must be integers")
-        if not 1 <= size <= 100:
-            return _error(400, "ValidationException", "maxResults must be between 1 and 100")
-        tasks = [t.as_json(t.lifecycle.current(), listing=True) for t in run.tasks.values()]
+        page = _page(query)
+        if isinstance(page, Reply):
+            return page
+        start, size = page
+        tasks = list(run.tasks.values())
         if query.get("status"):
-            tasks = [t for t in tasks if t["status"] == query["status"]]
-        body: dict[str, Any] = {"items": tasks[start : start + size]}
+            tasks = [t for t in tasks if t.lifecycle.current() == query["status"]]
+        # A listed task's status is read, as by GetRunTask: its lifecycle moves on, once somebody
+        # has asked for that task by id (a sensor's first check does).
+        body: dict[str, Any] = {
+            "items": [
+                t.as_json(t.lifecycle.advance() if t.lifecycle.polls else t.lifecycle.current(), listing=True)
+                for t in tasks[start : start + size]
+            ]
+        }
         if start + size < len(tasks):
             body["nextToken"] = str(start + size)
         return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/json", **headers})

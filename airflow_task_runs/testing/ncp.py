@@ -26,6 +26,9 @@ class _Run:
     lifecycle: Lifecycle
     fields: dict[str, Any] = field(default_factory=dict)
     fail_message: str | None = None
+    created_at: str = field(
+        default_factory=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
+    )
 
     def as_json(self, status: str) -> dict[str, Any]:
         done = status in ("completed", "complete", "failed")
@@ -37,7 +40,7 @@ class _Run:
             "feature_id": self.fields.get("feature_id", "28bd06bb-0000-0000-0000-9f2d6a9c3313"),
             "feature_name": self.fields.get("feature_name", "emulated-feature"),
             "status": status,
-            "created_at": self.fields.get("created_at", "2024-11-22T08:54:46"),
+            "created_at": self.fields.get("created_at", self.created_at),
             "completed_at": self.fields.get("completed_at", "2024-11-22T08:55:22") if done else None,
             "result_bucket": self.fields.get("result_bucket"),
             "result_file_path": self.fields.get("result_file_path"),
@@ -249,7 +252,13 @@ class NclueEmulator(EmulatorServer):
         if index < 0 or not 1 <= limit <= 100:
             return Reply.json(400, {"error": {"errorCode": "NCLUE-400", "message": "limit must be 1-100"}})
         runs = list(self.runs.values())
-        page = [r.as_json(r.lifecycle.current()) for r in runs[index : index + limit]]
+        # A listed run's status is read, as by GET /task-runs/{id}: its lifecycle moves on, once
+        # somebody has asked for that run by id (a sensor's first check does): runs nobody
+        # watches keep their state however often others list.
+        page = [
+            r.as_json(r.lifecycle.advance() if r.lifecycle.polls else r.lifecycle.current())
+            for r in runs[index : index + limit]
+        ]
         return Reply(
             200,
             json.dumps({"index": index, "limit": limit, "total": len(runs), "runs": page}).encode(),

@@ -39,6 +39,7 @@ class Request:
     raw_path: str  # path and query exactly as on the request line
     headers: dict[str, str]  # lower-cased names
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
     @property
     def path(self) -> str:

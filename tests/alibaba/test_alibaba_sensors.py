@@ -142,7 +142,7 @@ def test_trigger_serializes_only_primitives(emu, mocker):
     assert kwargs["hook_path"] == "airflow_task_runs.alibaba.hooks.RosHook"
     assert kwargs["hook_kwargs"] == {"alibaba_ros_conn_id": "alibaba_ros_default", "region_id": "cn-shanghai"}
     assert kwargs["run_ref"] == {"ai_task_id": task_id}
-    assert kwargs["status_method"] == "aget_status"
+    assert kwargs["status_kind"] == "ai_task"
 
 
 def test_templated_fields():

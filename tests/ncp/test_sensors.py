@@ -140,7 +140,7 @@ def test_trigger_serializes_only_primitives(emu):
     _, kwargs = trigger.serialize()
     assert kwargs["hook_kwargs"] == {"ncp_conn_id": "ncp_default"}
     assert kwargs["run_ref"] == {"run_id": run_id}
-    assert kwargs["status_method"] == "aget_status"
+    assert kwargs["status_kind"] == "task_run"
 
 
 def test_templated_fields():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import uuid
@@ -119,3 +120,82 @@ def cutting_proxy(task_runs_connections):
     yield make
     for proxy in proxies:
         proxy.stop()
+
+
+_ENFORCING_SERVER = """
+import sys
+from moto.server import ThreadedMotoServer
+
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()  # until the test closes our stdin
+"""
+
+
+@dataclass
+class ReadOnlyStore:
+    """A moto server that enforces IAM, with a bucket the connection ``conn_id`` may read but not write."""
+
+    conn_id: str
+    bucket: str
+    client: object  # boto3 S3 client with the read-only user's keys
+
+    def keys(self) -> list[str]:
+        return [obj["Key"] for obj in self.client.list_objects_v2(Bucket=self.bucket).get("Contents", [])]
+
+    def open_uploads(self) -> list[str]:
+        return [u["Key"] for u in self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])]
+
+
+@pytest.fixture
+def read_only_store(monkeypatch) -> ReadOnlyStore:
+    """A real denial: moto checks IAM policies once ``INITIAL_NO_AUTH_ACTION_COUNT`` requests are spent
+    (read when moto is imported, hence a server process of its own). The 4 free requests set up a
+    bucket and a user whose policy allows reading and listing only."""
+    import json
+    import subprocess
+    import sys
+
+    import boto3
+
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4", "MOTO_ALLOW_NONEXISTENT_REGION": "True"}
+    server = subprocess.Popen(
+        [sys.executable, "-c", _ENFORCING_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        url = f"http://127.0.0.1:{int(server.stdout.readline())}"
+        setup = {"endpoint_url": url, "region_name": "us-east-1", "aws_access_key_id": "setup"}
+        setup["aws_secret_access_key"] = "setup"
+        boto3.client("s3", **setup).create_bucket(Bucket="locked-bucket")
+        iam = boto3.client("iam", **setup)
+        iam.create_user(UserName="reader")
+        read_only = ["s3:GetObject", "s3:ListBucket", "s3:ListBucketMultipartUploads"]
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": read_only, "Resource": "*"}]}
+        iam.put_user_policy(UserName="reader", PolicyName="read-only", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        conn = {
+            "conn_type": "aws",
+            "login": key["AccessKeyId"],
+            "password": key["SecretAccessKey"],
+            "extra": {"region_name": "us-east-1", "endpoint_url": url},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_S3_READ_ONLY", json.dumps(conn))
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+        )
+        yield ReadOnlyStore("s3_read_only", "locked-bucket", client)
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()

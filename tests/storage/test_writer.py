@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -46,6 +47,13 @@ def test_s3_write_is_byte_exact(s3_writer, store, size, form):
     assert store.open_uploads() == []
 
 
+def test_s3_parts_cut_across_uneven_chunks_are_byte_exact(s3_writer, store):
+    data = os.urandom(17 * MIB + 3)
+    step = 3 * MIB + 7  # chunks that straddle the 8 MiB part boundaries
+    write_atomically(store.uri("out.bin"), (data[i : i + step] for i in range(0, len(data), step)))
+    assert store.read("out.bin") == data
+
+
 @pytest.mark.parametrize("sent", [100, 9 * MIB], ids=["before-first-part", "after-a-part"])
 def test_s3_failure_mid_stream_leaves_no_object_no_partial_no_upload(s3_writer, store, sent):
     with pytest.raises(ConnectionError, match="dropped"):
@@ -72,6 +80,14 @@ def test_s3_missing_bucket_names_the_uri_and_the_store_error(task_runs_connectio
         write_bytes_atomically("s3://no-such-bucket-x/out.bin", b"data")
 
 
+def test_s3_denied_write_names_the_uri_and_the_store_error(read_only_store):
+    uri = f"s3://{read_only_store.conn_id}@{read_only_store.bucket}/out/result.bin"
+    with pytest.raises(DestinationWriteError, match=r"s3://locked-bucket/out/result\.bin failed: .*Access Denied"):
+        write_atomically(uri, [os.urandom(MIB)] * 9)
+    assert read_only_store.keys() == []
+    assert read_only_store.open_uploads() == []
+
+
 def test_s3_output_set_is_all_or_nothing(s3_writer, store):
     with pytest.raises(ConnectionError), OutputSet() as outputs:
         outputs.write(store.uri("000.bin"), [os.urandom(9 * MIB)])
@@ -84,6 +100,84 @@ def test_s3_output_set_is_all_or_nothing(s3_writer, store):
     assert store.keys() == ["000.bin", "manifest.json"]
 
 
+def _write_set(uri, members: dict[str, bytes]) -> None:
+    with OutputSet() as outputs:
+        for name, data in members.items():
+            outputs.write(uri(name), [data])
+
+
+OLD_SET = {"000.bin": b"old 0", "001.bin": b"old 1", "manifest.json": b'{"set": "old"}'}
+
+
+def _lose_upload(store, name: str) -> None:
+    """Abort the unfinished upload to ``name`` behind its writer's back (another writer, say)."""
+    uploads = store.client.list_multipart_uploads(Bucket=store.bucket)["Uploads"]
+    (upload,) = [u for u in uploads if u["Key"] == f"{store.prefix}{name}"]
+    store.client.abort_multipart_upload(Bucket=store.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
+def test_s3_failed_set_rewrite_leaves_no_manifest_vouching_for_a_mix(s3_writer, store, no_retry_conn):
+    _write_set(store.uri, OLD_SET)
+    with pytest.raises(DestinationWriteError, match="no manifest vouches") as failed, OutputSet() as outputs:
+        for name in OLD_SET:
+            outputs.write(store.uri(name, conn=no_retry_conn), [b"new " + name.encode()])
+        _lose_upload(store, "001.bin")  # publishing fails at the second member
+    assert "001.bin" in str(failed.value)
+    # 000.bin had been replaced (then removed): the old set is gone, and no manifest claims otherwise
+    assert store.keys() == ["001.bin"]
+    assert store.read("001.bin") == b"old 1"
+    assert store.open_uploads() == []
+
+
+def test_s3_set_rewrite_failing_before_any_member_replaced_keeps_the_old_set(s3_writer, store, no_retry_conn):
+    _write_set(store.uri, OLD_SET)
+    with pytest.raises(DestinationWriteError, match="nothing of this set was published"), OutputSet() as outputs:
+        for name in OLD_SET:
+            outputs.write(store.uri(name, conn=no_retry_conn), [b"new " + name.encode()])
+        _lose_upload(store, "000.bin")  # publishing fails at the first member
+    assert {name: store.read(name) for name in OLD_SET} == OLD_SET  # old manifest put back
+    assert store.keys() == sorted(OLD_SET)
+    assert store.open_uploads() == []
+
+
+def test_s3_set_rewrite_replaces_every_member_and_the_manifest(store):
+    _write_set(store.uri, OLD_SET)
+    _write_set(store.uri, {"000.bin": b"new 0", "manifest.json": b'{"set": "new"}'})
+    names = store.keys()
+    assert {name: store.read(name) for name in names} == {
+        "000.bin": b"new 0",
+        "001.bin": b"old 1",  # not in the new set: left as it was (documented)
+        "manifest.json": b'{"set": "new"}',
+    }
+
+
+def test_local_failed_set_rewrite_puts_the_old_set_back(output_dir):
+    def uri(name: str) -> str:
+        return f"file://{output_dir}/{name}"
+
+    _write_set(uri, OLD_SET)
+    with pytest.raises(DestinationConfigError, match="put back") as failed, OutputSet() as outputs:
+        outputs.write(uri("000.bin"), [b"new 0"])
+        outputs.write(uri("000b.bin"), [b"new 0b"])
+        outputs.write(uri("001.bin"), [b"new 1"])
+        outputs.write(uri("manifest.json"), [b'{"set": "new"}'])
+        (output_dir / "000b.bin").mkdir()  # publishing the second member will fail
+    assert "000b.bin is an existing folder" in str(failed.value)
+    assert sorted(p.name for p in output_dir.iterdir()) == ["000.bin", "000b.bin", "001.bin", "manifest.json"]
+    assert {name: (output_dir / name).read_bytes() for name in OLD_SET} == OLD_SET
+
+
+def test_local_set_rewrite_leaves_only_the_new_set(output_dir):
+    def uri(name: str) -> str:
+        return f"file://{output_dir}/{name}"
+
+    _write_set(uri, OLD_SET)
+    new = {"000.bin": b"new 0", "001.bin": b"new 1", "manifest.json": b'{"set": "new"}'}
+    _write_set(uri, new)
+    assert sorted(p.name for p in output_dir.iterdir()) == sorted(new)  # no partial, previous or lock left
+    assert {name: (output_dir / name).read_bytes() for name in new} == new
+
+
 def test_s3_key_that_is_a_folder_is_refused(store):
     write_bytes_atomically(store.uri("item.txt/inner.txt"), b"x")
     with pytest.raises(DestinationConfigError, match="is an existing folder"):
@@ -92,14 +186,68 @@ def test_s3_key_that_is_a_folder_is_refused(store):
     assert store.open_uploads() == []
 
 
-def test_s3_rerun_aborts_the_upload_a_killed_writer_left(store):
-    key = f"{store.prefix}out.bin"
-    store.client.create_multipart_upload(Bucket=store.bucket, Key=key)
-    other = store.client.create_multipart_upload(Bucket=store.bucket, Key=key + ".other")
-    write_bytes_atomically(store.uri("out.bin"), b"fresh")
+def _open_upload_with_a_part(store, name: str) -> str:
+    """An unfinished multipart upload with one part just uploaded: what a live (or just killed) writer has."""
+    key = f"{store.prefix}{name}"
+    upload = store.client.create_multipart_upload(Bucket=store.bucket, Key=key)["UploadId"]
+    store.client.upload_part(Bucket=store.bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"p" * MIB)
+    return upload
+
+
+def test_s3_rerun_aborts_only_uploads_idle_for_the_stale_age(store, monkeypatch):
+    recent = _open_upload_with_a_part(store, "out.bin")
+    other = store.client.create_multipart_upload(Bucket=store.bucket, Key=f"{store.prefix}out.bin.other")
+    write_bytes_atomically(store.uri("out.bin"), b"fresh")  # default age (1 h): the recent upload may be live
     assert store.read("out.bin") == b"fresh"
-    assert store.open_uploads() == [key + ".other"]  # only the exact key's uploads are touched
-    store.client.abort_multipart_upload(Bucket=store.bucket, Key=key + ".other", UploadId=other["UploadId"])
+    assert sorted(store.open_uploads()) == [f"{store.prefix}out.bin", f"{store.prefix}out.bin.other"]
+    monkeypatch.setenv("AIRFLOW__TASK_RUNS__STALE_UPLOAD_AGE", "0")  # now every idle upload counts as stale
+    write_bytes_atomically(store.uri("out.bin"), b"fresher")
+    assert store.read("out.bin") == b"fresher"
+    assert store.open_uploads() == [f"{store.prefix}out.bin.other"]  # only the exact key's uploads are touched
+    with pytest.raises(store.client.exceptions.NoSuchUpload):
+        store.client.list_parts(Bucket=store.bucket, Key=f"{store.prefix}out.bin", UploadId=recent)
+    store.client.abort_multipart_upload(
+        Bucket=store.bucket, Key=f"{store.prefix}out.bin.other", UploadId=other["UploadId"]
+    )
+
+
+def test_s3_second_writer_leaves_a_live_writers_upload_alone(store):
+    first = os.urandom(9 * MIB)
+    with OutputSet() as outputs:  # a live writer: staged, parts uploaded, not yet published
+        outputs.write(store.uri("out.bin"), [first])
+        write_bytes_atomically(store.uri("out.bin"), b"second writer")  # a retry next to a zombie try
+        assert store.read("out.bin") == b"second writer"
+    assert store.read("out.bin") == first  # the last upload completed wins; neither was broken
+    assert store.open_uploads() == []
+
+
+@pytest.fixture
+def no_retry_conn(task_runs_connections, monkeypatch) -> str:
+    """An ``aws`` connection to the emulator's S3 that tries each call once (moto answers 500, not
+    NoSuchUpload, when an aborted upload is completed: retries would only add seconds)."""
+    conn = task_runs_connections.aws.airflow_connection()
+    conn["extra"]["config_kwargs"] = {"retries": {"mode": "standard", "max_attempts": 1}}
+    monkeypatch.setenv("AIRFLOW_CONN_S3_NO_RETRY", json.dumps(conn))
+    return "s3_no_retry"
+
+
+@pytest.mark.parametrize("when", ["mid-stream", "at-commit"])
+def test_s3_writer_whose_upload_was_aborted_as_stale_says_so(store, no_retry_conn, monkeypatch, when):
+    monkeypatch.setenv("AIRFLOW__TASK_RUNS__STALE_UPLOAD_AGE", "0")
+
+    def source():
+        yield os.urandom(9 * MIB)  # one part uploaded, 1 MiB buffered
+        if when == "mid-stream":
+            write_bytes_atomically(store.uri("out.bin"), b"second writer")  # aborts the first's idle upload
+        yield os.urandom(MIB)
+
+    with pytest.raises(DestinationWriteError, match="may have aborted it as stale") as failed, OutputSet() as outputs:
+        outputs.write(store.uri("out.bin", conn=no_retry_conn), source())
+        if when == "at-commit":
+            write_bytes_atomically(store.uri("out.bin"), b"second writer")
+    assert f"s3://{store.bucket}/{store.prefix}out.bin" in str(failed.value)
+    assert store.read("out.bin") == b"second writer"
+    assert store.open_uploads() == []
 
 
 def test_local_folder_named_like_the_file_is_refused(output_dir):
@@ -142,22 +290,31 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
-def _kill_mid_write(uri: str, env: dict[str, str], wait_for) -> None:
+def _start_writer(uri: str, env: dict[str, str]) -> subprocess.Popen:
+    """A writer in another process that has written 9 MiB of ``uri`` and then waits (alive)."""
     child = subprocess.Popen(
         [sys.executable, "-c", _KILLED_WRITER, uri], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    seen = []
+    for line in child.stdout:  # Airflow's logging prints to stdout too
+        seen.append(line)
+        if line == b"written\n":
+            return child
+    child.kill()
+    raise AssertionError(f"the writer died before writing: {b''.join(seen).decode()[-2000:]}")
+
+
+def _wait_until(condition) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "the writer never got going"
+        time.sleep(0.05)
+
+
+def _kill_mid_write(uri: str, env: dict[str, str], wait_for) -> None:
+    child = _start_writer(uri, env)
     try:
-        seen = []
-        for line in child.stdout:  # Airflow's logging prints to stdout too
-            seen.append(line)
-            if line == b"written\n":
-                break
-        else:
-            raise AssertionError(f"the writer died before writing: {b''.join(seen).decode()[-2000:]}")
-        deadline = time.monotonic() + 30
-        while not wait_for():
-            assert time.monotonic() < deadline, "the writer never got going"
-            time.sleep(0.05)
+        _wait_until(wait_for)
         child.send_signal(signal.SIGKILL)
         assert child.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -167,19 +324,69 @@ def _kill_mid_write(uri: str, env: dict[str, str], wait_for) -> None:
 
 def test_sigkill_mid_fetch_then_rerun_leaves_only_the_final_file(output_dir):
     uri = f"file://{output_dir}/result.bin"
-    _kill_mid_write(uri, dict(os.environ), lambda: any(output_dir.iterdir()))
-    (stale,) = output_dir.iterdir()
+    _kill_mid_write(uri, dict(os.environ), lambda: any(output_dir.glob("*.partial")))
+    (stale,) = output_dir.glob("*.partial")
     assert stale.name.startswith(".result.bin.") and stale.name.endswith(".partial")
-    (output_dir / ".other.bin.0123456789ab.partial").write_bytes(b"another target's")
+    (output_dir / ".other.bin.0123456789ab.partial").write_bytes(b"another target's, writer gone")
+    (output_dir / ".notes.partial").write_bytes(b"not ours")
     write_bytes_atomically(uri, b"complete")
-    assert sorted(p.name for p in output_dir.iterdir()) == [".other.bin.0123456789ab.partial", "result.bin"]
+    assert sorted(p.name for p in output_dir.iterdir()) == [".notes.partial", "result.bin"]
     assert (output_dir / "result.bin").read_bytes() == b"complete"
 
 
-def test_sigkill_mid_upload_then_rerun_leaves_only_the_final_object(store, task_runs_connections):
+def test_a_live_writers_partial_is_never_removed(output_dir):
+    uri = f"file://{output_dir}/result.bin"
+    child = _start_writer(uri, dict(os.environ))
+    try:
+        _wait_until(lambda: any(output_dir.glob("*.partial")))
+        (live,) = output_dir.glob("*.partial")
+        write_bytes_atomically(uri, b"a second writer of the same file")
+        assert live.exists(), "a live writer's partial was removed"
+        assert (output_dir / "result.bin").read_bytes() == b"a second writer of the same file"
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    write_bytes_atomically(uri, b"complete")  # now its writer is gone
+    assert sorted(p.name for p in output_dir.iterdir()) == ["result.bin"]
+
+
+_MANY_MEMBERS = textwrap.dedent(
+    """
+    import resource, sys
+    from airflow_task_runs.core.outputs import OutputSet
+
+    folder, members, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    with OutputSet() as outputs:
+        for index in range(members):
+            outputs.write(f"file://{folder}/{index:04d}.txt", [b"%d" % index])
+    print("published", flush=True)
+    """
+)
+
+
+def test_local_set_of_more_members_than_open_files_allowed(output_dir):
+    """Members are closed once written: 1,100 members under a 256-descriptor limit (was: Errno 24)."""
+    members, limit = 1100, 256
+    env = {**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [sys.executable, "-c", _MANY_MEMBERS, str(output_dir), str(members), str(limit)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "published" in done.stdout, done.stderr[-3000:]
+    names = sorted(p.name for p in output_dir.iterdir())
+    assert names == [f"{index:04d}.txt" for index in range(members)]  # no partial, no lock left
+    assert (output_dir / "1099.txt").read_bytes() == b"1099"
+
+
+def test_sigkill_mid_upload_then_rerun_leaves_only_the_final_object(store, task_runs_connections, monkeypatch):
     env = {**os.environ, **task_runs_connections.environment()}
     _kill_mid_write(store.uri("result.bin"), env, lambda: store.open_uploads() != [])
     assert store.keys() == []  # killed: nothing visible
+    monkeypatch.setenv("AIRFLOW__TASK_RUNS__STALE_UPLOAD_AGE", "0")  # as if the rerun came an hour later
     write_bytes_atomically(store.uri("result.bin"), b"complete")
     assert store.keys() == ["result.bin"]
     assert store.open_uploads() == []

@@ -1,0 +1,185 @@
+"""Coalesced polling in the triggerer: NCLUE list pages and HealthOmics ListRunTasks answer many watches.
+
+Against the emulator over real HTTP; call counts are what the emulator received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from airflow_task_runs.core.triggers import TaskRunTrigger
+
+NCLUE = "airflow_task_runs.ncp.hooks.NclueHook"
+OMICS = "airflow_task_runs.aws.hooks.HealthOmicsHook"
+
+
+@pytest.fixture
+def emu(task_runs_connections):
+    return task_runs_connections
+
+
+def _trigger(hook, kind, ref):
+    return TaskRunTrigger(
+        hook_path=hook,
+        hook_kwargs={},
+        status_kind=kind,
+        run_ref=ref,
+        poll_interval=0.05,
+        deadline=time.time() + 60,
+        description=str(ref),
+    )
+
+
+def _events(triggers):
+    async def first(trigger):
+        gen = trigger.run()
+        try:
+            events = [event.payload async for event in gen]
+        finally:
+            await gen.aclose()
+        return events
+
+    async def main():
+        return await asyncio.gather(*(first(t) for t in triggers))
+
+    return asyncio.run(main())
+
+
+def _first_checks(hook, method, refs):
+    """What a deferrable sensor does in the worker before it defers: one read of its run by id."""
+    for ref in refs:
+        getattr(hook, method)(**ref)
+
+
+def test_nclue_watches_share_the_newest_list_pages(emu):
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    ncp = emu.ncp
+    ids = [ncp.add_run(lifecycle=[("in_progress", 3), ("completed", 0)]) for _ in range(150)]
+    _first_checks(NclueHook(), "get_status", [{"run_id": r} for r in ids])
+    ncp.reset_log()
+    events = _events([_trigger(NCLUE, "task_run", {"run_id": run_id}) for run_id in ids])
+    assert all(len(e) == 1 for e in events)  # exactly one event per watch, never two
+    assert [e[0]["status"]["raw_status"] for e in events] == ["completed"] * 150
+    assert [e[0]["status"]["details"]["run_id"] for e in events] == ids
+    lists = ncp.requests_to("/api/v1/task-runs", "GET")
+    singles = [r for r in lists if r.path != "/api/v1/task-runs"]
+    assert singles == []  # every watched run was in the pages: no GET /task-runs/{run_id}
+    # three reads per run (in_progress, in_progress, completed) for 150 watches: 450 watch-polls
+    # answered by a few pages a round instead of 450 single GETs
+    assert len(lists) / 450 <= 0.05, len(lists)
+
+
+def test_an_nclue_event_carries_what_a_single_get_returns(emu):
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    run_id = emu.ncp.add_run(lifecycle=[("in_progress", 2), ("failed", 0)], fail_message="3 bad rows")
+    NclueHook().get_status(run_id)
+    (event,) = _events([_trigger(NCLUE, "task_run", {"run_id": run_id})])[0]
+    alone = NclueHook().get_status(run_id).to_dict()
+    assert event["status"]["raw_status"] == alone["raw_status"] == "failed"
+    assert event["status"]["message"] == alone["message"] == "3 bad rows"
+    assert event["status"]["details"] == alone["details"]
+
+
+def test_an_nclue_run_older_than_the_pages_read_is_polled_alone(emu):
+    ncp = emu.ncp
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    old = ncp.add_run(lifecycle=[("in_progress", 2), ("completed", 0)])
+    for _ in range(250):
+        ncp.add_run(lifecycle=[("completed", 0)])
+    new = ncp.add_run(lifecycle=[("in_progress", 2), ("completed", 0)])
+    _first_checks(NclueHook(), "get_status", [{"run_id": old}, {"run_id": new}])
+    ncp.reset_log()
+    events = _events([_trigger(NCLUE, "task_run", {"run_id": r}) for r in (old, new)])
+    assert [e[0]["status"]["raw_status"] for e in events] == ["completed", "completed"]
+    assert ncp.requests_to(f"/api/v1/task-runs/{old}")  # the fallback for the old one
+    assert not ncp.requests_to(f"/api/v1/task-runs/{new}")  # the new one came from the list
+
+
+def test_a_transient_error_in_the_shared_list_is_retried_once_for_everyone(emu):
+    ncp = emu.ncp
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    ids = [ncp.add_run(lifecycle=[("in_progress", 1), ("completed", 0)]) for _ in range(100)]
+    _first_checks(NclueHook(), "get_status", [{"run_id": r} for r in ids])
+    ncp.reset_log()
+    ncp.inject("status", times=1, status=503, match="/api/v1/task-runs")
+    events = _events([_trigger(NCLUE, "task_run", {"run_id": run_id}) for run_id in ids])
+    assert [e[0]["event"] for e in events] == ["terminal"] * 100
+    calls = ncp.requests_to("/api/v1/task-runs", "GET")
+    # one round: the failed page, its one retry, and the pages that round reads (no per-watch retries)
+    assert len(calls) <= 1 + 3, [r.raw_path for r in calls]
+
+
+def test_healthomics_task_watches_of_a_run_share_its_list_run_tasks(emu):
+    from airflow_task_runs.aws.hooks import HealthOmicsHook
+
+    aws = emu.aws
+    runs = [aws.add_run(lifecycle=[("RUNNING", 10**6)]) for _ in range(2)]
+    refs = [
+        {"run_id": run_id, "run_task_id": aws.add_task(run_id, lifecycle=[("RUNNING", 3), ("COMPLETED", 0)])}
+        for run_id, count in zip(runs, (100, 50), strict=True)
+        for _ in range(count)
+    ]
+    hook = HealthOmicsHook()
+    for ref in refs:
+        hook.get_run_task(**ref)
+    aws.reset_log()
+    events = _events([_trigger(OMICS, "task", ref) for ref in refs])
+    assert all(len(e) == 1 for e in events)
+    assert {e[0]["status"]["raw_status"] for e in events} == {"COMPLETED"}
+    lists = [r for r in aws.requests if r.path.endswith("/task")]
+    singles = [r for r in aws.requests if "/task/" in r.path]
+    gets = [r for r in aws.requests if r.path.count("/") == 2]
+    assert len(singles) == 150  # each ended task read once for its full details
+    assert len(lists) <= 2 * 3  # one ListRunTasks per run per round, three rounds
+    assert len(gets) <= 2 * 3  # GetRun once per run per round that saw tasks end
+    alone = HealthOmicsHook().get_task_status(**refs[0]).to_dict()
+    assert set(events[0][0]["status"]["details"]) == set(alone["details"])
+    assert events[0][0]["status"]["details"]["logStream"] == alone["details"]["logStream"]
+
+
+def test_healthomics_run_watches_share_list_runs_and_end_with_get_run(emu):
+    from airflow_task_runs.aws.hooks import ACTIVE_RUN_STATUSES, HealthOmicsHook
+
+    aws = emu.aws
+    done = [aws.add_run(lifecycle=[("PENDING", 1), ("RUNNING", 3), ("COMPLETED", 0)]) for _ in range(60)]
+    failed = aws.add_run(
+        lifecycle=[("RUNNING", 3), ("FAILED", 0)], failure_reason="OUT_OF_MEMORY", status_message="task x ran out"
+    )
+    ids = [*done, failed]
+    hook = HealthOmicsHook()
+    for run_id in ids:  # the sensor's first check in the worker, by id
+        hook.get_run(run_id)
+    aws.reset_log()
+    events = _events([_trigger(OMICS, "run", {"run_id": run_id}) for run_id in ids])
+    assert all(len(e) == 1 for e in events)  # one event per watch, never two
+    assert [e[0]["status"]["raw_status"] for e in events] == ["COMPLETED"] * 60 + ["FAILED"]
+    lists = [r for r in aws.requests if r.path == "/run"]
+    gets = [r for r in aws.requests if r.path.startswith("/run/")]
+    assert {r.query.get("status") for r in lists} <= set(ACTIVE_RUN_STATUSES)
+    assert len(gets) == len(ids)  # each run read by id once: when it had ended, for its details
+    watch_polls = 4 * len(ids)  # a run's life here: about four reads
+    assert (len(lists) + len(gets)) / watch_polls <= 0.35, (len(lists), len(gets))
+    alone = HealthOmicsHook().get_run_status(failed).to_dict()
+    assert events[-1][0]["status"]["message"] == alone["message"]
+    assert "OUT_OF_MEMORY" in alone["message"]
+    assert events[-1][0]["status"]["details"] == alone["details"]
+
+
+def test_few_healthomics_run_watches_are_polled_alone(emu):
+    from airflow_task_runs.aws.hooks import HealthOmicsHook
+
+    aws = emu.aws
+    ids = [aws.add_run(lifecycle=[("RUNNING", 2), ("COMPLETED", 0)]) for _ in range(2)]
+    for run_id in ids:
+        HealthOmicsHook().get_run(run_id)
+    aws.reset_log()
+    events = _events([_trigger(OMICS, "run", {"run_id": run_id}) for run_id in ids])
+    assert [e[0]["status"]["raw_status"] for e in events] == ["COMPLETED"] * 2
+    assert not [r for r in aws.requests if r.path == "/run"]  # four list calls would cost more than two GETs
