@@ -1,6 +1,7 @@
 """The triggerer's longest event-loop stall when 300 triggers of one cloud start together.
 
-Each cloud in a fresh child process (against the emulator, real signing and signature checks):
+Each cloud in a fresh child process (against the emulator, in a process of its own, with real
+signing and signature checks):
 300 ``TaskRunTrigger``s on one connection start at once and poll their runs to the end (5
 polls, 0.2 s apart) while a 10 ms ticker measures how late the loop wakes it. Side by side:
 ``shared`` (triggers share one hook per connection: one client, key, TLS context) and
@@ -26,22 +27,65 @@ ROUNDS = 3
 CLOUDS = ("oci", "aws", "ncp", "alibaba")
 
 
-def child(cloud: str, mode: str) -> None:
-    import asyncio
+HOOKS = {
+    "oci": ("airflow_task_runs.oci.hooks.OciAiDataPlatformHook", "task_run"),
+    "aws": ("airflow_task_runs.aws.hooks.HealthOmicsHook", "task"),
+    "ncp": ("airflow_task_runs.ncp.hooks.NclueHook", "task_run"),
+    "alibaba": ("airflow_task_runs.alibaba.hooks.RosHook", "ai_task"),
+}
 
-    from airflow_task_runs.core.triggers import TaskRunTrigger
+
+def serve_emulator(cloud: str, pipe: Any) -> None:
+    """The emulator in a process of its own (its server threads must not take the GIL from the
+    loop being measured): scripts N runs, sends the connection env and run references, serves
+    until told to stop."""
     from airflow_task_runs.testing import Emulator
 
     with Emulator() as emu:
-        os.environ.update(emu.connection_env())
         steps = {"oci": "RUNNING", "aws": "RUNNING", "ncp": "in_progress", "alibaba": "RUNNING"}
         end = {"oci": "SUCCESS", "aws": "COMPLETED", "ncp": "completed", "alibaba": "SUCCESS"}
         lifecycle = [(steps[cloud], 5), (end[cloud], 0)]
+        refs: list[dict[str, Any]]
+        if cloud == "oci":
+            from airflow_task_runs.testing import oci as oci_emulator
+
+            refs = [
+                {
+                    "ai_data_platform_id": oci_emulator.PLATFORM_ID,
+                    "workspace_key": oci_emulator.WORKSPACE_KEY,
+                    "task_run_key": emu.oci.add_task_run(lifecycle=lifecycle),
+                }
+                for _ in range(N)
+            ]
+        elif cloud == "aws":
+            run_id = emu.aws.add_run(lifecycle=[("RUNNING", 10**6)])
+            refs = [{"run_id": run_id, "run_task_id": emu.aws.add_task(run_id, lifecycle=lifecycle)} for _ in range(N)]
+        elif cloud == "ncp":
+            refs = [{"run_id": emu.ncp.add_run(lifecycle=lifecycle)} for _ in range(N)]
+        else:
+            refs = [{"ai_task_id": emu.alibaba.add_task(lifecycle=lifecycle)} for _ in range(N)]
+        pipe.send((emu.connection_env(), refs))
+        pipe.recv()  # the triggers are done
+
+
+def child(cloud: str, mode: str) -> None:
+    import asyncio
+    import multiprocessing
+
+    from airflow_task_runs.core.triggers import TaskRunTrigger
+
+    spawn = multiprocessing.get_context("spawn")
+    pipe, theirs = spawn.Pipe()
+    emulator = spawn.Process(target=serve_emulator, args=(cloud, theirs), daemon=True)
+    emulator.start()
+    try:
+        env, refs = pipe.recv()
+        os.environ.update(env)
         deadline = time.time() + 600
-
         count = iter(range(10**9))
+        hook, kind = HOOKS[cloud]
 
-        def trigger(hook: str, kind: str, ref: dict[str, Any]) -> TaskRunTrigger:
+        def trigger(ref: dict[str, Any]) -> TaskRunTrigger:
             kwargs: dict[str, Any] = {}
             if mode == "per-trigger":  # kwargs that change nothing but make each trigger's hook its own
                 n = next(count)
@@ -52,49 +96,7 @@ def child(cloud: str, mode: str) -> None:
                 hook_path=hook, hook_kwargs=kwargs, status_kind=kind, run_ref=ref, poll_interval=0.2, deadline=deadline
             )
 
-        if cloud == "oci":
-            from airflow_task_runs.testing import oci as oci_emulator
-
-            triggers = [
-                trigger(
-                    "airflow_task_runs.oci.hooks.OciAiDataPlatformHook",
-                    "task_run",
-                    {
-                        "ai_data_platform_id": oci_emulator.PLATFORM_ID,
-                        "workspace_key": oci_emulator.WORKSPACE_KEY,
-                        "task_run_key": emu.oci.add_task_run(lifecycle=lifecycle),
-                    },
-                )
-                for _ in range(N)
-            ]
-        elif cloud == "aws":
-            run_id = emu.aws.add_run(lifecycle=[("RUNNING", 10**6)])
-            triggers = [
-                trigger(
-                    "airflow_task_runs.aws.hooks.HealthOmicsHook",
-                    "task",
-                    {"run_id": run_id, "run_task_id": emu.aws.add_task(run_id, lifecycle=lifecycle)},
-                )
-                for _ in range(N)
-            ]
-        elif cloud == "ncp":
-            triggers = [
-                trigger(
-                    "airflow_task_runs.ncp.hooks.NclueHook",
-                    "task_run",
-                    {"run_id": emu.ncp.add_run(lifecycle=lifecycle)},
-                )
-                for _ in range(N)
-            ]
-        else:
-            triggers = [
-                trigger(
-                    "airflow_task_runs.alibaba.hooks.RosHook",
-                    "ai_task",
-                    {"ai_task_id": emu.alibaba.add_task(lifecycle=lifecycle)},
-                )
-                for _ in range(N)
-            ]
+        triggers = [trigger(ref) for ref in refs]
         # what each deferrable sensor does in the worker before deferring: one read of its run
         for t in triggers:
             t._hook().run_status(t.status_kind, t.run_ref)
@@ -124,6 +126,9 @@ def child(cloud: str, mode: str) -> None:
         wall = time.perf_counter() - started
         ok = sum(1 for e in events if e == "terminal")
         print(json.dumps({"max_stall": max(lags), "wall": wall, "ok": ok}))
+    finally:
+        pipe.send("done")
+        emulator.join(timeout=30)
 
 
 def main() -> None:
