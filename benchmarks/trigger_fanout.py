@@ -459,7 +459,15 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu0 = usage.ru_utime + usage.ru_stime
     started = time.perf_counter()
-    events = asyncio.run(main())
+    profile_to = os.environ.get("FANOUT_PROFILE")
+    if profile_to:  # where a watch-poll's CPU goes: FANOUT_PROFILE=out.prof (then pstats)
+        import cProfile
+
+        with cProfile.Profile() as profiler:
+            events = asyncio.run(main())
+        profiler.dump_stats(f"{profile_to}.{label}")
+    else:
+        events = asyncio.run(main())
     wall = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime - cpu0
