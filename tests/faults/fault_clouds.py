@@ -308,3 +308,23 @@ class AwsCase(CloudCase):
 
 
 CLOUDS: list[CloudCase] = [NcpCase(), OciCase(), RosCase(), AwsCase()]
+
+
+# -- SIGKILL mid-fetch: how each cloud's fetch is caught in the middle --------------------------
+def slow_down(cloud: CloudCase, emu: Any, ref: dict[str, Any]) -> dict[str, Any]:
+    """Make ``ref``'s fetch take seconds at its data source; the ref to fetch (maybe a new one).
+
+    OCI's items, HealthOmics' log pages and ROS's answer are trickled by the emulator; an NCLUE
+    result comes from the object store (moto, no faults there), so it is made large instead.
+    """
+    if cloud.name == "ncp":
+        data = os.urandom(48 * 1024 * 1024)
+        run_id = emu.ncp.add_run(lifecycle=[("completed", 0)], result=data, result_file_path=f"out/{ref['name']}")
+        return {**ref, "run_id": run_id, "data": data}
+    trickle = {"times": 1, "delay": 0.02, "trickle_bytes": 2048}
+    cloud.server(emu).inject("trickle", **cloud.fetch_fault_target(ref), **trickle)
+    return ref
+
+
+#: ROS reads its one answer whole before writing: killed mid-answer, there is no partial yet
+WRITES_WHILE_READING = {"ncp", "oci", "aws"}

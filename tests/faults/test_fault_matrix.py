@@ -3,21 +3,27 @@
 A fetch either succeeds byte-exact (the same bytes as a fetch from a healthy server) or fails
 with a named error (cloud, host, call) and leaves nothing at the destination. Status polls
 (sync and async) fail named and bounded in time and memory. Faults are injected by the
-emulator over real HTTP (:mod:`airflow_task_runs.testing.server`); SIGKILL mid-fetch then
-rerun is in the object-store tests (the writer's own matrix).
+emulator over real HTTP (:mod:`airflow_task_runs.testing.server`). A fetch SIGKILLed in a
+process of its own, then rerun, leaves exactly the rerun's files (the writer's own cases, s3://
+included, are in tests/storage/test_writer.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_clouds import CLOUDS, CloudCase
+from fault_clouds import CLOUDS, WRITES_WHILE_READING, CloudCase, slow_down
 
 from airflow_task_runs.core.errors import ApiError, MalformedResponseError
 
@@ -169,3 +175,71 @@ def test_healthy_fetches_are_what_the_clouds_hold(clean_faults, monkeypatch, tmp
         folder.mkdir()
         cloud.fetch(cloud.connection(clean_faults, monkeypatch), ref, folder)
         cloud.check_healthy(_files(folder), ref)
+
+
+_KILLED_FETCH = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from fault_clouds import CLOUDS
+from pathlib import Path
+cloud = next(c for c in CLOUDS if c.name == sys.argv[2])
+cloud.fetch(sys.argv[3], json.loads(sys.argv[4]), Path(sys.argv[5]))
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.parametrize("cloud", CLOUDS, ids=[c.name for c in CLOUDS])
+def test_sigkill_mid_fetch_then_rerun_leaves_exactly_the_output(cloud: CloudCase, clean_faults, monkeypatch, tmp_path):
+    """A fetch killed with SIGKILL (OOM, eviction) mid-way shows nothing complete; its rerun leaves
+    exactly the output, byte-exact, with no partial, lock or other leftover."""
+    emu = clean_faults
+    server = cloud.server(emu)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    conn_id = cloud.connection(emu, monkeypatch)
+    ref = slow_down(cloud, emu, cloud.prepare(emu))
+    server.reset_log()
+    ids = {k: v for k, v in ref.items() if isinstance(v, str)}
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _KILLED_FETCH,
+            str(Path(__file__).parent),
+            cloud.name,
+            conn_id,
+            json.dumps(ids),
+            str(folder),
+        ],
+        env={**os.environ, **emu.environment()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # mid-write: a partial on disk; ROS (reads its answer whole first): mid-answer
+            assert child.poll() is None, "the fetch ended before it was killed: " + child.stdout.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the fetch never got going"
+            if cloud.name in WRITES_WHILE_READING:
+                if any(folder.glob(".*.partial")):
+                    break
+            elif server.requests and time.monotonic() - server.requests[-1].at > 0.5:
+                break
+            time.sleep(0.002)
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stdout.close()
+    left = sorted(p.name for p in folder.iterdir())
+    assert all(name.startswith(".") for name in left), f"killed mid-fetch, yet visible: {left}"
+    if cloud.name in WRITES_WHILE_READING:
+        assert any(name.endswith(".partial") for name in left), left  # what the rerun must clean
+    server.clear_faults()
+
+    cloud.fetch(conn_id, ref, folder)
+
+    files = _files(folder)
+    assert sorted(files) == cloud.file_names(ref), sorted(files)  # no partial, no lock, nothing else
+    cloud.check_healthy(files, ref)
