@@ -11,12 +11,14 @@ signs); each variant runs in a fresh child process, so its CPU time and peak RSS
 Reported per variant: client CPU ms per watch-poll, API calls per watch-poll (as the server
 counted them), TCP connections opened, peak RSS (VmHWM), wall over the ideal schedule, the
 longest event-loop stall (a 10 ms ticker's worst lateness), and whether every watch got its
-terminal event. dbt-cloud needs the bench-only extra: pip install 'airflow-task-runs[bench]'.
+terminal event. dbt-cloud needs the bench-only extra (locked in constraints.txt):
+.venv/bin/uv pip install --python .venv/bin/python --constraint constraints.txt -e '.[bench]'
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import resource
@@ -47,6 +49,7 @@ VARIANTS = (
     "bare-httpx",
 )
 SIZES = (100, 1000, 2000)
+BENCH_INSTALL = ".venv/bin/uv pip install --python .venv/bin/python --constraint constraints.txt -e '.[bench]'"
 
 
 # -- certificate -------------------------------------------------------------------------------
@@ -511,6 +514,9 @@ def main() -> None:
         )
         for n in sizes:
             for variant in variants:
+                if variant == "dbt" and importlib.util.find_spec("airflow.providers.dbt") is None:
+                    print(f"{variant:<16} {n:>5} skipped: needs the bench extra ({BENCH_INSTALL})")
+                    continue
                 out = subprocess.run(
                     [sys.executable, __file__, "--client", variant, str(n), base, str(cert)],
                     capture_output=True,
