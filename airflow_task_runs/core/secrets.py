@@ -20,6 +20,8 @@ from typing import Any
 LIBRARY_LOGGERS = ("botocore", "boto3", "aiobotocore", "s3transfer", "urllib3", "httpx", "httpcore", "s3fs")
 
 _SECRETS: set[str] = set()
+#: the registered secrets, longest first (a secret containing another is redacted whole); rebuilt on change
+_BY_LENGTH: tuple[str, ...] = ()
 _LOCK = threading.Lock()
 _MIN_SECRET = 5
 _MIN_PART = 8  # lines of a multi-line secret (a PEM key) shorter than this are not worth redacting alone
@@ -36,6 +38,7 @@ def mask_secrets(*values: Any) -> None:
         from airflow.sdk.log import mask_secret
     except ImportError:  # pragma: no cover - older task SDKs
         from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
+    global _BY_LENGTH
     for value in values:
         if isinstance(value, str) and value:
             mask_secret(value)
@@ -44,21 +47,26 @@ def mask_secrets(*values: Any) -> None:
             with _LOCK:
                 _SECRETS.add(value)
                 _SECRETS.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _MIN_PART)
+                _BY_LENGTH = tuple(sorted(_SECRETS, key=len, reverse=True))
     protect_library_logs()
 
 
 def redact(text: str) -> str:
     """``text`` with every registered secret and credential header value replaced by ``***``."""
-    with _LOCK:
-        secrets = sorted(_SECRETS, key=len, reverse=True)
-    for secret in secrets:
+    for secret in _BY_LENGTH:  # a tuple swapped whole under the lock: read without it
         if secret in text:
             text = text.replace(secret, REDACTED)
     return _CREDENTIAL_HEADERS.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
 
 
 class SecretRedactingFilter(logging.Filter):
-    """Rewrites a record's message with :func:`redact` (the record is kept, its secrets are not)."""
+    """Rewrites a record's message with :func:`redact` (the record is kept, its secrets are not).
+
+    A record's exception travels as the live exception object too (``exc_info``), and handlers
+    render it from there (structlog's, Airflow's task log, ignore ``exc_text``): its secrets
+    would pass unredacted. So the traceback is rendered here, redacted, appended to the message,
+    and the exception object is dropped from the record.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -66,10 +74,12 @@ class SecretRedactingFilter(logging.Filter):
         except Exception:  # a record that cannot format itself cannot leak through us either
             return True
         cleaned = redact(message)
+        if record.exc_info and record.exc_info[1] is not None:
+            trace = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            cleaned = f"{cleaned}\n{redact(trace)}"
+            record.exc_info, record.exc_text = None, None
         if cleaned != message:
             record.msg, record.args = cleaned, ()
-        if record.exc_info and record.exc_text is None and record.exc_info[1] is not None:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 

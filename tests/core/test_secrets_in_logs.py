@@ -165,3 +165,44 @@ def test_records_rebuilt_from_a_dict_still_work():
     mask_secrets("rebuilt-record-secret-0123456789")
     record = logging.makeLogRecord({"name": "botocore.endpoint", "msg": "plain %s", "args": ("text",)})
     assert record.getMessage() == "plain text"
+
+
+def test_exception_objects_are_redacted_for_handlers_that_render_exc_info():
+    """structlog (Airflow's task logs) renders a record's exception from the live ``exc_info``,
+    not from ``exc_text``: a secret in the exception's message (or its cause's) must not reach
+    such a handler either, and the traceback itself must still be there, redacted."""
+    import uuid
+
+    import structlog
+
+    from airflow_task_runs.core.secrets import mask_secrets
+
+    secret = f"exc-info-secret-{uuid.uuid4().hex}"
+    mask_secrets(secret)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    logger = logging.getLogger(f"botocore.exc_{uuid.uuid4().hex[:8]}")
+    logger.addHandler(handler)
+    try:
+        try:
+            try:
+                raise KeyError(f"cause carries {secret}")
+            except KeyError as cause:
+                raise ValueError(f"signature mismatch for {secret}") from cause
+        except ValueError:
+            logger.exception("request failed")
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert secret not in output, output
+    assert "request failed" in output and "signature mismatch for ***" in output and "cause carries ***" in output
+    assert "Traceback" in output, "the traceback must survive, redacted"
