@@ -199,12 +199,14 @@ class RosHook(HttpTaskRunHook):
 
     def _build_session(self, conn: Connection) -> ApiSession:
         from airflow_task_runs.alibaba.auth import AcsV3Auth
-        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts, max_response_bytes
+        from airflow_task_runs.core.http import ApiDialect, ApiSession
 
         access_key_id, access_key_secret, token = self.credentials(conn)
         extra = self.extra_of(conn)
-        return ApiSession(
+        return ApiSession.for_connection(
             self.endpoint(conn),
+            extra,
+            conn.conn_id,
             dialect=ApiDialect(
                 cloud=CLOUD,
                 request_id_headers=("x-acs-request-id",),
@@ -213,10 +215,7 @@ class RosHook(HttpTaskRunHook):
                 check_success_body=_check_success_body,
             ),
             auth=AcsV3Auth(access_key_id, access_key_secret, token),
-            timeouts=Timeouts.from_extra(extra),
-            retry=RetryPolicy.from_extra(extra),
-            verify=extra.get("verify", True),
-            max_response_bytes=max_response_bytes(extra),
+            default_max_output_bytes=DEFAULT_MAX_OUTPUT_BYTES,
         )
 
     # -- AI tasks ----------------------------------------------------------------------------
@@ -230,33 +229,29 @@ class RosHook(HttpTaskRunHook):
         params = {"OutputOption": "Enabled" if output else "Disabled", "TaskId": ai_task_id}
         return params, {"x-acs-action": "GetAITask", "x-acs-version": API_VERSION}
 
-    def _cap(self, output: bool) -> int | None:
-        """A status poll is capped like any answer; one carrying the TaskOutput by ``max_output_bytes``."""
-        if not output:
-            return None
-        return int(self.extra_of(self.connection).get("max_output_bytes") or DEFAULT_MAX_OUTPUT_BYTES)
-
-    def _get_ai_task_call(self, ai_task_id: str, output: bool) -> dict[str, Any]:
-        """GetAITask's request; an answer carrying the TaskOutput is read as a download (bounded by progress)."""
+    def _get_ai_task_call(self, session: ApiSession, ai_task_id: str, output: bool) -> dict[str, Any]:
+        """GetAITask's request. A status poll is capped like any answer; one carrying the TaskOutput
+        is read as a download (bounded by progress), capped by ``max_output_bytes``."""
         params, headers = self._request(ai_task_id, output)
         return {
             "params": params,
             "content": b"",
             "headers": headers,
             "operation": "GetAITask",
-            "max_bytes": self._cap(output),
+            "max_bytes": session.max_output_bytes if output else None,
             "download": output,
         }
 
     def get_ai_task(self, ai_task_id: str, output: bool = False) -> AITask:
         """The AI task; ``output=True`` asks for the (possibly large) ``TaskOutput`` as well."""
         # GetAITask only reads: a POST by RPC convention, safe to repeat (retry_ok defaults to True)
-        body, response = self.session.request_json("POST", "/", **self._get_ai_task_call(ai_task_id, output))
+        session = self.session
+        body, response = session.request_json("POST", "/", **self._get_ai_task_call(session, ai_task_id, output))
         return self._ai_task(body, response)
 
     async def aget_ai_task(self, ai_task_id: str, output: bool = False) -> AITask:
         session = await self.asession()
-        body, response = await session.arequest_json("POST", "/", **self._get_ai_task_call(ai_task_id, output))
+        body, response = await session.arequest_json("POST", "/", **self._get_ai_task_call(session, ai_task_id, output))
         return self._ai_task(body, response)
 
     @staticmethod

@@ -58,7 +58,7 @@ class ApiError(TaskRunsError):
         call = f"{self.method} {self.host or ''}{self.path}" if self.method and self.path else self.host or ""
         where = ", ".join(part for part in (self.operation, call) if part)
         where = f" ({where})" if where else ""
-        status = f"HTTP {self.status_code}" if self.status_code is not None else "no HTTP response"
+        status = f"HTTP {self.status_code}" if self.status_code is not None else "no complete HTTP answer"
         code = f" {self.code}" if self.code else ""
         rid = f" [request id {self.request_id}]" if self.request_id else ""
         return f"{self.cloud} API error{where}: {status}{code}: {self.message}{rid}"
@@ -110,6 +110,19 @@ class OutputTooLargeError(TaskRunsError):
             f"{what} is {size} bytes, over the XCom limit of {limit} bytes. "
             "Pass destination=ObjectStoragePath('s3://bucket/prefix/') (or file://, gs://, ...) to write it "
             "to object storage instead, or raise [task_runs] xcom_max_bytes if your XCom backend can hold it."
+        )
+
+
+class OutputOverCapError(TaskRunsError):
+    """An output is larger than the connection's ``max_output_bytes``: refused, nothing written."""
+
+    def __init__(self, what: str, size: int, limit: int, conn_id: str) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"{what} is over max_output_bytes={limit} bytes (reading stopped at {size} bytes); nothing was "
+            f"written. If the output is legitimately that large, raise max_output_bytes in the extra of "
+            f"connection {conn_id!r}"
         )
 
 

@@ -67,16 +67,16 @@ class RetryPolicy:
     statuses: frozenset[int] = DEFAULT_RETRY_STATUSES
 
     @classmethod
-    def from_extra(cls, extra: Mapping[str, Any]) -> RetryPolicy:
+    def from_extra(cls, extra: Mapping[str, Any], conn_id: str = "") -> RetryPolicy:
         """Read ``retry_max_attempts`` / ``retry_max_elapsed`` / ``retry_backoff_*`` / ``retry_after_max``."""
         base = cls()
         cap = extra.get("retry_after_max")
         return cls(
-            max_attempts=int(extra.get("retry_max_attempts", base.max_attempts)),
-            max_elapsed=float(extra.get("retry_max_elapsed", base.max_elapsed)),
-            backoff_initial=float(extra.get("retry_backoff_initial", base.backoff_initial)),
-            backoff_max=float(extra.get("retry_backoff_max", base.backoff_max)),
-            max_retry_after=float(cap) if cap not in (None, "") else None,
+            max_attempts=int(extra_number(extra, "retry_max_attempts", base.max_attempts, conn_id, integer=True)),
+            max_elapsed=extra_number(extra, "retry_max_elapsed", base.max_elapsed, conn_id, minimum=0.0),
+            backoff_initial=extra_number(extra, "retry_backoff_initial", base.backoff_initial, conn_id, minimum=0.0),
+            backoff_max=extra_number(extra, "retry_backoff_max", base.backoff_max, conn_id, minimum=0.0),
+            max_retry_after=None if cap in (None, "") else extra_number(extra, "retry_after_max", 0.0, conn_id, 0.0),
         )
 
     @property
@@ -109,18 +109,67 @@ class Timeouts:
     download_rate_window: float = 30.0
 
     @classmethod
-    def from_extra(cls, extra: Mapping[str, Any]) -> Timeouts:
+    def from_extra(cls, extra: Mapping[str, Any], conn_id: str = "") -> Timeouts:
         """Read ``connect_timeout`` / ``read_timeout`` / ``download_min_rate`` / ``download_rate_window``."""
         base = cls()
         return cls(
-            connect=float(extra.get("connect_timeout", base.connect)),
-            read=float(extra.get("read_timeout", base.read)),
-            download_min_rate=float(extra.get("download_min_rate", base.download_min_rate)),
-            download_rate_window=float(extra.get("download_rate_window", base.download_rate_window)),
+            connect=extra_number(extra, "connect_timeout", base.connect, conn_id),
+            read=extra_number(extra, "read_timeout", base.read, conn_id),
+            download_min_rate=extra_number(extra, "download_min_rate", base.download_min_rate, conn_id),
+            download_rate_window=extra_number(extra, "download_rate_window", base.download_rate_window, conn_id),
         )
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.read, pool=self.connect)
+
+
+def extra_number(
+    extra: Mapping[str, Any],
+    key: str,
+    default: float,
+    conn_id: str = "",
+    minimum: float | None = None,
+    *,
+    integer: bool = False,
+) -> float:
+    """A numeric connection extra, or ``default`` when absent: a finite number above 0 (at least
+    ``minimum`` when given), else a :class:`ConnectionConfigError` naming the key and the fix.
+
+    A zero or negative timeout, rate or window would not disable a bound but break it silently
+    (a rate of 0 lets any trickle through): it is refused, like a value that is not a number.
+    """
+    import math
+
+    from airflow_task_runs.core.errors import ConnectionConfigError
+
+    value = extra.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    whole = not integer or (number.is_integer() if math.isfinite(number) else False)
+    low_ok = number >= minimum if minimum is not None else number > 0
+    if isinstance(value, bool) or not math.isfinite(number) or not whole or not low_ok:
+        kind = "a whole number" if integer else "a number"
+        bound = f">= {minimum:g}" if minimum is not None else "> 0"
+        raise ConnectionConfigError(
+            conn_id or "?",
+            f"extra.{key}",
+            f"is {value!r}; set {kind} {bound} (or leave it out for the default, {default:g})",
+        )
+    return number
+
+
+#: largest output a fetch reads to a destination unless the connection says otherwise: no cloud
+#: publishes a limit, and an answer that never ends must still end (the disk is not infinite)
+DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024**3
+
+
+def max_output_bytes(extra: Mapping[str, Any], conn_id: str = "", default: int = DEFAULT_MAX_OUTPUT_BYTES) -> int:
+    """Connection extra ``max_output_bytes``: the largest output one fetch reads, else ``default``."""
+    return int(extra_number(extra, "max_output_bytes", default, conn_id, integer=True))
 
 
 def max_response_bytes(extra: Mapping[str, Any] | None = None) -> int:
@@ -735,6 +784,7 @@ class ApiSession:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.dialect = dialect
@@ -744,6 +794,8 @@ class ApiSession:
         self.verify = _verify_setting(verify)
         self.headers = dict(headers or {})
         self.max_response_bytes = max_response_bytes
+        #: the largest output one fetch reads (a body that never ends is cut here, not by the disk)
+        self.max_output_bytes = max_output_bytes
         self._transport = transport
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
@@ -753,6 +805,31 @@ class ApiSession:
         self.host = f"{parts.scheme}://{parts.netloc}" if parts.netloc else self.base_url
         #: the connection's shared rate limit (core.shared.RateLimiter), set by the hook
         self.limiter: Any = None
+
+    @classmethod
+    def for_connection(
+        cls,
+        base_url: str,
+        extra: Mapping[str, Any],
+        conn_id: str,
+        *,
+        dialect: ApiDialect,
+        auth: httpx.Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        default_max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    ) -> ApiSession:
+        """A session with the bounds a connection's extra sets (timeouts, retries, TLS, sizes), each checked."""
+        return cls(
+            base_url,
+            dialect=dialect,
+            auth=auth,
+            timeouts=Timeouts.from_extra(extra, conn_id),
+            retry=RetryPolicy.from_extra(extra, conn_id),
+            verify=extra.get("verify", True),
+            headers=headers,
+            max_response_bytes=max_response_bytes(extra),
+            max_output_bytes=max_output_bytes(extra, conn_id, default_max_output_bytes),
+        )
 
     # -- clients -----------------------------------------------------------------------------
     def _client_options(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import urllib.parse
 from collections.abc import AsyncIterator, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow_task_runs.core.connection_test import ConnectionProbe, check_choice, run_probe, single_attempt
@@ -162,6 +163,7 @@ class NclueHook(HttpTaskRunHook):
         #: every run watched through this hook, and when it was last asked for: a list read
         #: looks for all of them, not only the ones whose round happens to run it
         self._watched: dict[str, float] = {}
+        self._object_storage: ApiSession | None = None
 
     # -- session -----------------------------------------------------------------------------
     def _credentials(self, conn: Connection) -> tuple[str, str]:
@@ -179,23 +181,21 @@ class NclueHook(HttpTaskRunHook):
         return url
 
     def _build_session(self, conn: Connection) -> ApiSession:
-        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts, max_response_bytes
+        from airflow_task_runs.core.http import ApiDialect, ApiSession
         from airflow_task_runs.ncp.auth import NcpApiGatewayAuth
 
         access_key, secret_key = self._credentials(conn)
         extra = self.extra_of(conn)
-        return ApiSession(
+        return ApiSession.for_connection(
             self.api_url(conn) + API_PREFIX,
+            extra,
+            conn.conn_id,
             dialect=ApiDialect(
                 cloud="NCP NCLUE",
                 request_id_headers=("x-ncp-trace-id", "x-request-id"),
                 parse_error=_parse_error,
             ),
             auth=NcpApiGatewayAuth(access_key, secret_key),
-            timeouts=Timeouts.from_extra(extra),
-            retry=RetryPolicy.from_extra(extra),
-            verify=extra.get("verify", True),
-            max_response_bytes=max_response_bytes(extra),
         )
 
     # -- task runs ---------------------------------------------------------------------------
@@ -510,32 +510,62 @@ class NclueHook(HttpTaskRunHook):
             config=Config(
                 signature_version="s3v4",
                 s3={"addressing_style": "path"},
-                **RetryPolicy.from_extra(extra).botocore_config(Timeouts.from_extra(extra)),
+                **RetryPolicy.from_extra(extra, conn.conn_id).botocore_config(Timeouts.from_extra(extra, conn.conn_id)),
             ),
         )
 
-    def open_result(self, run: TaskRun, chunk_size: int = 1024 * 1024) -> tuple[int, Iterator[bytes]]:
-        """(size in bytes, chunk iterator) of the run's result file, read by key (never listed)."""
+    def object_storage_session(self) -> ApiSession:
+        """An httpx session on NCP Object Storage (S3 API, SigV4), with the connection's key pair,
+        retry policy, timeouts and ``max_output_bytes`` (see :mod:`airflow_task_runs.ncp.object_storage`)."""
+        if self._object_storage is None:
+            from airflow_task_runs.core.http import ApiDialect, ApiSession
+            from airflow_task_runs.ncp.object_storage import CLOUD, S3SigV4Auth, parse_error
+
+            conn = self.connection
+            access_key, secret_key = self._credentials(conn)
+            extra = self.extra_of(conn)
+            endpoint = normalize_url(str(extra.get("object_storage_endpoint") or DEFAULT_OBJECT_STORAGE_ENDPOINT))
+            self._object_storage = ApiSession.for_connection(
+                endpoint,
+                extra,
+                conn.conn_id,
+                dialect=ApiDialect(cloud=CLOUD, request_id_headers=("x-amz-request-id",), parse_error=parse_error),
+                auth=S3SigV4Auth(access_key, secret_key, self.object_storage_region(conn)),
+            )
+        return self._object_storage
+
+    @contextmanager
+    def open_result(self, run: TaskRun, chunk_size: int = 1024 * 1024) -> Iterator[tuple[int, Iterator[bytes]]]:
+        """``(size in bytes, chunks)`` of the run's result file, read by key (never listed).
+
+        Bounded like every output: refused over ``max_output_bytes``, its body bounded by progress;
+        the response is closed when the block exits.
+        """
+        from airflow_task_runs.ncp.object_storage import open_object
+
         if not run.result_bucket:
             raise ValueError(f"NCLUE task run {run.run_id} has no result_bucket")
         key = safe_object_key(run.result_file_path)
-        client = self.object_storage_client()
-        from botocore.exceptions import BotoCoreError, ClientError
+        what = f"NCLUE task run {run.run_id} result {run.result_bucket}/{key}"
+        with open_object(
+            self.object_storage_session(),
+            run.result_bucket,
+            key,
+            chunk_size=chunk_size,
+            conn_id=self.ncp_conn_id,
+            what=what,
+        ) as opened:
+            yield opened
 
-        from airflow_task_runs.core.botocore_errors import api_error
+    def close(self) -> None:
+        super().close()
+        if self._object_storage is not None:
+            self._object_storage.close()
 
-        try:
-            obj = client.get_object(Bucket=run.result_bucket, Key=key)
-        except (ClientError, BotoCoreError) as exc:
-            raise api_error(
-                exc,
-                "GetObject",
-                f"bucket {run.result_bucket}, key {key}",
-                "NCP Object Storage",
-                client.meta.endpoint_url,
-            ) from None
-        body = obj["Body"]
-        return int(obj["ContentLength"]), body.iter_chunks(chunk_size)
+    async def aclose(self) -> None:
+        await super().aclose()
+        if self._object_storage is not None:
+            self._object_storage.close()
 
     def object_storage_region(self, conn: Connection) -> str:
         """The SigV4 region of NCP Object Storage, one of :data:`NCP_REGIONS`."""

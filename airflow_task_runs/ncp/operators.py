@@ -113,19 +113,19 @@ def fetch_task_run_result(
             f"NCLUE task run {run_id}: result_file_path {run.result_file_path!r} names a folder, not a "
             "file (it ends with '/'); there is no result file to fetch. Nothing was written"
         )
-    size, chunks = hook.open_result(run)
     what = f"NCLUE task run {run_id} result {run.result_bucket}/{run.result_file_path}"
-    log.info("Fetching %s (%d bytes)", what, size)
-    if destination is None:
-        data = read_for_xcom(chunks, what)
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValueError(
-                f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                "pass destination= to copy it byte for byte to object storage"
-            ) from None
-    uri = write_atomically(destination.file(name), chunks, expected_size=size)
+    with hook.open_result(run) as (size, chunks):
+        log.info("Fetching %s (%d bytes)", what, size)
+        if destination is None:
+            data = read_for_xcom(chunks, what)
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                    "pass destination= to copy it byte for byte to object storage"
+                ) from None
+        uri = write_atomically(destination.file(name), chunks, expected_size=size)
     return {
         "uri": uri,
         "size": size,

@@ -300,12 +300,14 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         )
 
     def _build_session(self, conn: Connection) -> ApiSession:
-        from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, Timeouts, max_response_bytes
+        from airflow_task_runs.core.http import ApiDialect, ApiSession
 
         creds = self.credentials(conn)
         extra = self.extra_of(conn)
-        return ApiSession(
+        return ApiSession.for_connection(
             creds.endpoint + API_VERSION,
+            extra,
+            conn.conn_id,
             dialect=ApiDialect(
                 cloud=CLOUD,
                 request_id_headers=("opc-request-id",),
@@ -314,11 +316,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
                 never_retry=frozenset({501}),
             ),
             auth=self._build_auth(creds),
-            timeouts=Timeouts.from_extra(extra),
-            retry=RetryPolicy.from_extra(extra),
-            verify=extra.get("verify", True),
             headers={"accept": "application/json", "content-type": "application/json"},
-            max_response_bytes=max_response_bytes(extra),
         )
 
     # -- paths -------------------------------------------------------------------------------
@@ -435,8 +433,9 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         The response is parsed as it arrives (ijson), each ``data[].value`` unescaped into a
         spool (memory up to 1 MiB, then a temporary file), so memory stays flat whatever the
         output's size; the spools are removed when the block exits. The whole document is read
-        and checked before this yields. ``max_bytes`` stops reading a response larger than
-        that (:class:`~airflow_task_runs.oci.output_stream.BodyTooLarge`).
+        and checked before this yields. Reading stops past ``max_bytes`` or the connection's
+        ``max_output_bytes``, whichever is lower
+        (:class:`~airflow_task_runs.oci.output_stream.BodyTooLarge`).
 
         One ``opc-retry-token`` per call: every attempt (a retryable status, a connection
         error, a body cut or garbled on the way) re-sends it, so OCI runs the action at most
@@ -463,6 +462,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         if not 1 <= len(output_key) <= 100:
             raise ValueError(f"output_key must be 1 to 100 characters, got {len(output_key)}")
         session = self.session
+        cap = session.max_output_bytes if max_bytes is None else min(max_bytes, session.max_output_bytes)
         path = self._task_run_path(ai_data_platform_id, workspace_key, task_run_key) + "/actions/fetchOutput"
         request_id = new_request_id()
         headers = {"opc-request-id": request_id, "opc-retry-token": uuid.uuid4().hex}
@@ -482,7 +482,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
                     with session.download_pace():
                         document, values, size = parse(
                             response.iter_bytes(_READ_CHUNK),
-                            max_bytes=max_bytes,
+                            max_bytes=cap,
                             max_document_bytes=session.max_response_bytes,
                         )
                 except MalformedJson as exc:

@@ -114,7 +114,7 @@ class OciFetchTaskRunOutputOperator(WritesOutputs, BaseOperator):
     def execute(self, context: Context) -> Any:
         import urllib.parse
 
-        from airflow_task_runs.core.errors import OutputTooLargeError
+        from airflow_task_runs.core.errors import OutputOverCapError, OutputTooLargeError
         from airflow_task_runs.core.outputs import json_safe, xcom_max_bytes, xcom_value
         from airflow_task_runs.oci.links import task_run_console_url
         from airflow_task_runs.oci.output_stream import BodyTooLarge
@@ -148,7 +148,11 @@ class OciFetchTaskRunOutputOperator(WritesOutputs, BaseOperator):
             ) as streamed:
                 result = self._collect(streamed, what, destination)
         except BodyTooLarge as exc:
-            assert limit is not None
+            cap = hook.session.max_output_bytes
+            if limit is None or cap < limit * XCOM_RESPONSE_FACTOR:  # the connection's cap stopped it, not XCom's
+                raise OutputOverCapError(
+                    f"{what} (its fetchOutput response)", exc.size, cap, self.oci_conn_id
+                ) from None
             raise OutputTooLargeError(
                 f"{what} (its fetchOutput response; reading stopped at {exc.size} bytes, "
                 f"{XCOM_RESPONSE_FACTOR}x the limit)",

@@ -79,7 +79,8 @@ class Fault:
     - ``long_length``: the whole real body under a Content-Length 64 bytes longer, then close.
     - ``html``: ``200 text/html``, a proxy's or portal's page instead of the API's answer.
     - ``deep``: 200 JSON nested ``depth`` levels (``{"a": [[[...]]]}``, ~2 bytes a level).
-    - ``huge``: 200 valid JSON of ``size`` bytes, chunked (no Content-Length to refuse it by).
+    - ``huge``: 200 valid JSON of ``size`` bytes, chunked (no Content-Length to refuse it by);
+      with ``in_value``, the bytes are one ``data[0].value`` (an output's value, not its structure).
     - ``trickle``: the real answer ``trickle_bytes`` (default 1) every ``delay`` s (default 0.5);
       its status line and headers too when ``trickle_headers``.
 
@@ -97,6 +98,7 @@ class Fault:
     target: str | None = None
     depth: int = 100_000
     size: int = 64 * 1024 * 1024
+    in_value: bool = False
     trickle_headers: bool = False
     trickle_bytes: int = 1
 
@@ -283,7 +285,8 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
             self.wfile.write(head)
             piece = b"a" * 65536
-            parts = [b'{"pad": "'] + [piece] * max(0, (fault.size - 12) // len(piece)) + [b'"}']
+            head_part, tail = (b'{"data": [{"value": "', b'"}]}') if fault.in_value else (b'{"pad": "', b'"}')
+            parts = [head_part] + [piece] * max(0, (fault.size - 12) // len(piece)) + [tail]
             for part in parts:
                 self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")

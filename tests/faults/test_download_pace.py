@@ -91,3 +91,36 @@ def test_a_download_under_the_minimum_rate_fails_within_a_window(cloud, clean_fa
     assert not caught.value.retryable  # the link stays slow: Airflow's retries decide, not a tight loop
     assert list(tmp_path.rglob("*")) == [], "a failed fetch left something at the destination"
     assert elapsed <= BUDGET + PACE["download_rate_window"] + SLACK + cloud.setup_seconds, f"took {elapsed:.1f} s"
+
+
+def test_an_endless_fast_output_is_cut_at_max_output_bytes_leaving_nothing(clean_faults, monkeypatch, tmp_path):
+    """Fast enough for any pace, and never ending: only the connection's max_output_bytes stops it."""
+    from airflow_task_runs.core.errors import OutputOverCapError
+
+    cloud = OciCase()
+    ref = cloud.prepare(clean_faults)
+    conn_id = cloud.connection(clean_faults, monkeypatch, max_output_bytes=2 * 1024 * 1024)
+    server = cloud.server(clean_faults)
+    server.inject("huge", times=5, size=256 * 1024 * 1024, in_value=True, **cloud.fetch_fault_target(ref))
+    with pytest.raises(OutputOverCapError) as caught:
+        cloud.fetch(conn_id, ref, tmp_path)
+    text = str(caught.value)
+    assert "max_output_bytes=2097152" in text and repr(conn_id) in text and "nothing was written" in text, text
+    assert list(tmp_path.rglob("*")) == [], "a refused fetch left something at the destination"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("download_min_rate", 0), ("download_rate_window", -1), ("read_timeout", "soon"), ("max_output_bytes", 1.5)],
+)
+def test_a_bound_that_cannot_work_is_refused_naming_the_connection_and_key(clean_faults, monkeypatch, key, value):
+    """A zero rate would let any trickle through, a negative window never roll: refused, not silently off."""
+    from airflow_task_runs.core.errors import ConnectionConfigError
+
+    cloud = OciCase()
+    ref = cloud.prepare(clean_faults)
+    conn_id = cloud.connection(clean_faults, monkeypatch, **{key: value})
+    with pytest.raises(ConnectionConfigError) as caught:
+        cloud.status(conn_id, ref)
+    text = str(caught.value)
+    assert f"Connection {conn_id!r}: extra.{key} is {value!r}" in text and "set a" in text, text

@@ -53,10 +53,22 @@ class CuttingProxy:
 
     ``whole_reads``: the read that crosses the budget still goes through whole; the cut comes
     before the next one (a connection dropped between two answers rather than inside one).
+    ``trickle``: after the first ``trickle_after`` response bytes of a connection, pass
+    ``trickle`` bytes every ``delay`` seconds (for at most ``trickle_for`` seconds, then cut).
     """
 
-    def __init__(self, upstream: str, budget: int, whole_reads: bool = False) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        budget: int,
+        whole_reads: bool = False,
+        trickle: int = 0,
+        delay: float = 0.0,
+        trickle_after: int = 0,
+        trickle_for: float = 15.0,
+    ) -> None:
         self.whole_reads = whole_reads
+        self.trickle, self.delay, self.trickle_after, self.trickle_for = trickle, delay, trickle_after, trickle_for
         host, port = upstream.rsplit("//", 1)[1].split(":")
         self.upstream = (host, int(port))
         self.budget = budget
@@ -80,9 +92,28 @@ class CuttingProxy:
             threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
 
+    def _send(self, sink: socket.socket, data: bytes, sent: int, started: list[float]) -> None:
+        """Send ``data`` (``sent`` response bytes went before it), trickled past ``trickle_after``."""
+        import time
+
+        fast = max(0, min(len(data), self.trickle_after - sent)) if self.trickle else len(data)
+        sink.sendall(data[:fast])
+        for start in range(fast, len(data), self.trickle or 1):
+            if not started:
+                started.append(time.monotonic())
+            if time.monotonic() - started[0] > self.trickle_for:
+                raise ConnectionResetError
+            time.sleep(self.delay)
+            sink.sendall(data[start : start + self.trickle])
+
     def _pipe(self, source: socket.socket, sink: socket.socket, counted: bool) -> None:
+        sent, started = 0, []  # type: ignore[var-annotated]
         try:
             while data := source.recv(65536):
+                if counted and self.trickle:
+                    self._send(sink, data, sent, started)
+                    sent += len(data)
+                    continue
                 if counted:
                     with self.lock:
                         allowed = max(0, min(len(data), self.budget))
@@ -113,8 +144,8 @@ def cutting_proxy(task_runs_connections):
     """``cutting_proxy(budget)``: a proxy to the emulator's S3 that fails after ``budget`` response bytes."""
     proxies: list[CuttingProxy] = []
 
-    def make(budget: int, whole_reads: bool = False) -> CuttingProxy:
-        proxies.append(CuttingProxy(task_runs_connections.s3.url, budget, whole_reads))
+    def make(budget: int, whole_reads: bool = False, **trickle: float) -> CuttingProxy:
+        proxies.append(CuttingProxy(task_runs_connections.s3.url, budget, whole_reads, **trickle))  # type: ignore[arg-type]
         return proxies[-1]
 
     yield make
@@ -141,8 +172,14 @@ class ReadOnlyStore:
     bucket: str
     client: object  # boto3 S3 client with the read-only user's keys
 
+    #: an object put before IAM is enforced, for reads signed by the provider's own signers
+    readable_key: str = "seeded/readable.bin"
+    readable_data: bytes = b""
+
     def keys(self) -> list[str]:
-        return [obj["Key"] for obj in self.client.list_objects_v2(Bucket=self.bucket).get("Contents", [])]
+        """Every key but the seeded readable one."""
+        listing = self.client.list_objects_v2(Bucket=self.bucket).get("Contents", [])
+        return [obj["Key"] for obj in listing if obj["Key"] != self.readable_key]
 
     def open_uploads(self) -> list[str]:
         return [u["Key"] for u in self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])]
@@ -151,15 +188,15 @@ class ReadOnlyStore:
 @pytest.fixture
 def read_only_store(monkeypatch) -> ReadOnlyStore:
     """A real denial: moto checks IAM policies once ``INITIAL_NO_AUTH_ACTION_COUNT`` requests are spent
-    (read when moto is imported, hence a server process of its own). The 4 free requests set up a
-    bucket and a user whose policy allows reading and listing only."""
+    (read when moto is imported, hence a server process of its own). The 5 free requests set up a
+    bucket, an object in it and a user whose policy allows reading and listing only."""
     import json
     import subprocess
     import sys
 
     import boto3
 
-    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "4", "MOTO_ALLOW_NONEXISTENT_REGION": "True"}
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "5", "MOTO_ALLOW_NONEXISTENT_REGION": "True"}
     server = subprocess.Popen(
         [sys.executable, "-c", _ENFORCING_SERVER],
         stdin=subprocess.PIPE,
@@ -172,6 +209,8 @@ def read_only_store(monkeypatch) -> ReadOnlyStore:
         setup = {"endpoint_url": url, "region_name": "us-east-1", "aws_access_key_id": "setup"}
         setup["aws_secret_access_key"] = "setup"
         boto3.client("s3", **setup).create_bucket(Bucket="locked-bucket")
+        readable = os.urandom(300_000)
+        boto3.client("s3", **setup).put_object(Bucket="locked-bucket", Key=ReadOnlyStore.readable_key, Body=readable)
         iam = boto3.client("iam", **setup)
         iam.create_user(UserName="reader")
         read_only = ["s3:GetObject", "s3:ListBucket", "s3:ListBucketMultipartUploads"]
@@ -192,7 +231,7 @@ def read_only_store(monkeypatch) -> ReadOnlyStore:
             aws_access_key_id=key["AccessKeyId"],
             aws_secret_access_key=key["SecretAccessKey"],
         )
-        yield ReadOnlyStore("s3_read_only", "locked-bucket", client)
+        yield ReadOnlyStore("s3_read_only", "locked-bucket", client, readable_data=readable)
     finally:
         server.stdin.close()
         try:

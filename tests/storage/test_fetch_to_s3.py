@@ -70,6 +70,90 @@ def test_nclue_result_cut_mid_stream_leaves_nothing(task_runs_connections, store
     store.assert_nothing()
 
 
+#: a request budget of 0.6 s; a result's body must bring 2 KiB/s over each 1 s window
+PACE = {"read_timeout": 0.5, "retry_max_elapsed": 0.1, "download_min_rate": 2048, "download_rate_window": 1.0}
+
+
+def test_nclue_result_trickling_under_the_minimum_rate_fails_within_a_window(
+    task_runs_connections, store, cutting_proxy, monkeypatch
+):
+    """A store sending a byte every 0.05 s never lets one read wait read_timeout: only the pace ends it."""
+    import time
+
+    from airflow_task_runs.core.errors import ApiError
+
+    run_id = task_runs_connections.ncp.add_run(lifecycle=["completed"], result=os.urandom(MIB))
+    proxy = cutting_proxy(10**12, trickle=1, delay=0.05, trickle_after=16_384, trickle_for=12.0)
+    _copy_connection(monkeypatch, task_runs_connections, "ncp", "ncp_crawl", object_storage_endpoint=proxy.url, **PACE)
+    started = time.monotonic()
+    with pytest.raises(ApiError) as caught:
+        _nclue(run_id=run_id, destination=store.uri(), ncp_conn_id="ncp_crawl").execute(task_context())
+    elapsed = time.monotonic() - started
+    text = str(caught.value)
+    assert "NCP Object Storage" in text and "GetObject" in text and proxy.url in text, text
+    assert "download_min_rate=2048 bytes/s" in text and "download_rate_window=1 s" in text, text
+    assert elapsed < 0.6 + 1.0 + 3.0, f"took {elapsed:.1f} s"
+    store.assert_nothing()
+
+
+def test_nclue_result_on_a_slow_steady_link_outlasts_the_budget_and_is_whole(
+    task_runs_connections, store, cutting_proxy, monkeypatch
+):
+    import time
+
+    data = os.urandom(400_000)
+    run_id = task_runs_connections.ncp.add_run(lifecycle=["completed"], result=data, result_file_path="r/slow.bin")
+    proxy = cutting_proxy(10**12, trickle=8192, delay=0.02, trickle_after=16_384)  # ~400 KB/s, 200x the minimum
+    _copy_connection(monkeypatch, task_runs_connections, "ncp", "ncp_steady", object_storage_endpoint=proxy.url, **PACE)
+    started = time.monotonic()
+    result = _nclue(run_id=run_id, destination=store.uri(), ncp_conn_id="ncp_steady").execute(task_context())
+    assert time.monotonic() - started > 0.6, "the download did not outlast the request budget"
+    assert result["size"] == len(data) and store.read("slow.bin") == data
+
+
+def test_nclue_result_over_max_output_bytes_is_refused_before_its_body(task_runs_connections, store, monkeypatch):
+    from airflow_task_runs.core.errors import OutputOverCapError
+
+    run_id = task_runs_connections.ncp.add_run(lifecycle=["completed"], result=os.urandom(2 * MIB))
+    _copy_connection(monkeypatch, task_runs_connections, "ncp", "ncp_capped", max_output_bytes=MIB)
+    with pytest.raises(OutputOverCapError) as caught:
+        _nclue(run_id=run_id, destination=store.uri(), ncp_conn_id="ncp_capped").execute(task_context())
+    text = str(caught.value)
+    assert f"max_output_bytes={MIB}" in text and "'ncp_capped'" in text and f"{2 * MIB} bytes" in text, text
+    store.assert_nothing()
+
+
+@pytest.mark.parametrize("right_key", [True, False], ids=["right-key", "wrong-key"])
+def test_nclue_result_read_is_signed_as_a_store_enforcing_sigv4_expects(
+    task_runs_connections, read_only_store, monkeypatch, right_key
+):
+    """moto checks SigV4 once IAM is on: the provider's own signed GET is accepted, a wrong key is not."""
+    from airflow_task_runs.core.errors import ApiError
+    from airflow_task_runs.ncp.hooks import NclueHook
+    from airflow_task_runs.ncp.models import TaskRun
+
+    creds = read_only_store.client._request_signer._credentials  # the reader's keys
+    conn = task_runs_connections.ncp.airflow_connection()
+    conn.update(login=creds.access_key, password=creds.secret_key if right_key else "not-the-secret-key-0123")
+    conn["extra"] = {**conn["extra"], "object_storage_endpoint": read_only_store.client.meta.endpoint_url}
+    monkeypatch.setenv("AIRFLOW_CONN_NCP_SIGNED", json.dumps(conn))
+    run = TaskRun(
+        run_id="r-signed",
+        status="completed",
+        result_bucket=read_only_store.bucket,
+        result_file_path=read_only_store.readable_key,
+    )
+    hook = NclueHook(ncp_conn_id="ncp_signed")
+    if right_key:
+        with hook.open_result(run) as (size, chunks):
+            assert size == len(read_only_store.readable_data)
+            assert b"".join(chunks) == read_only_store.readable_data
+    else:
+        with pytest.raises(ApiError) as caught, hook.open_result(run):
+            pass
+        assert caught.value.status_code == 403 and caught.value.code == "SignatureDoesNotMatch", caught.value
+
+
 def test_nclue_result_path_that_is_a_folder_is_refused(task_runs_connections, store):
     run_id = task_runs_connections.ncp.add_run(lifecycle=["completed"], result_file_path="results/run-1/")
     with pytest.raises(TaskRunsError, match=r"'results/run-1/' names a folder"):
