@@ -406,9 +406,11 @@ def current_pace() -> DownloadPace | None:
 
 def too_slow(exc: BaseException) -> DownloadTooSlow | None:
     """The :class:`DownloadTooSlow` behind a (mapped) read timeout, if that is what it was."""
-    while exc is not None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # a chain can loop back on itself
         if isinstance(exc, DownloadTooSlow):
             return exc
+        seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return None
 

@@ -40,6 +40,8 @@ class Request:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
+    #: when its answer (or misbehaviour) was sent in full; None while still being sent
+    answered: float | None = None
 
     @property
     def path(self) -> str:
@@ -213,6 +215,7 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             try:
                 if fault is None or not self._misbehave(fault, request):
                     self._send(self._answer(request))
+                request.answered = time.monotonic()
             except (BrokenPipeError, ConnectionResetError):  # the client gave up: expected under faults
                 self.close_connection = True
 

@@ -321,7 +321,8 @@ def slow_down(cloud: CloudCase, emu: Any, ref: dict[str, Any]) -> dict[str, Any]
         data = os.urandom(48 * 1024 * 1024)
         run_id = emu.ncp.add_run(lifecycle=[("completed", 0)], result=data, result_file_path=f"out/{ref['name']}")
         return {**ref, "run_id": run_id, "data": data}
-    trickle = {"times": 1, "delay": 0.02, "trickle_bytes": 2048}
+    # ROS's ~60 KB answer over ~3 s (a kill lands well inside it); the others' larger bodies as fast
+    trickle = {"times": 1, "delay": 0.02, "trickle_bytes": 512 if cloud.name == "alibaba" else 2048}
     cloud.server(emu).inject("trickle", **cloud.fetch_fault_target(ref), **trickle)
     return ref
 

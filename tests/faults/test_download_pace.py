@@ -78,6 +78,30 @@ def test_async_answer_with_an_output_is_paced_too(clean_faults, monkeypatch):
     assert task.TaskOutput == ref["output"]
 
 
+def test_async_answer_under_the_minimum_rate_fails_within_a_window(clean_faults, monkeypatch):
+    """The async transport (aiohttp) applies the same pace: a crawl ends within a window, named."""
+    from airflow_task_runs.alibaba.hooks import RosHook
+
+    cloud = RosCase()
+    conn_id, ref = _faulted(cloud, clean_faults, monkeypatch, CRAWL)
+
+    async def fetch() -> Any:
+        hook = RosHook(alibaba_ros_conn_id=conn_id)
+        try:
+            return await hook.aget_ai_task(ref["task_id"], output=True)
+        finally:
+            await hook.aclose()
+
+    started = time.monotonic()
+    with pytest.raises(ApiError) as caught:
+        asyncio.run(fetch())
+    elapsed = time.monotonic() - started
+    text = str(caught.value)
+    assert "download_min_rate=2048 bytes/s" in text and "download_rate_window=1 s" in text, text
+    assert not caught.value.retryable
+    assert elapsed <= BUDGET + PACE["download_rate_window"] + SLACK, f"took {elapsed:.1f} s"
+
+
 @pytest.mark.parametrize("cloud", CASES, ids=[c.name for c in CASES])
 def test_a_download_under_the_minimum_rate_fails_within_a_window(cloud, clean_faults, monkeypatch, tmp_path):
     conn_id, ref = _faulted(cloud, clean_faults, monkeypatch, CRAWL)
