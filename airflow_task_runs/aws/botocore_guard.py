@@ -5,20 +5,37 @@ and turns a 200 whose body is not JSON (an HTML page, a cut body) into ``{"messa
 which looks like a valid, empty answer. Two event handlers, registered on each sync client,
 close those gaps: ``before-send`` reads the answer itself (streamed, capped, checked against
 its Content-Length and the request's deadline between reads), ``before-parse`` refuses a 2xx
-that is not JSON, is nested too deep, or does not parse.
+that is not JSON, is nested too deep, or does not parse. botocore's retry handler is wrapped
+(``needs-retry``) so that it never starts a backoff that would end past the retry window.
+
+The guards reach into botocore, urllib3 and socket internals (the client's HTTP session and
+its pools, the sockets, the event emitter's retry handler). Those are checked when a guard is
+installed: a release that renamed one fails every call at once, naming what is missing, rather
+than leaving calls unbounded or failing them half-way.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import io
+import logging
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from airflow_task_runs.core import bounded_json
-from airflow_task_runs.core.errors import ApiError, MalformedResponseError
+from airflow_task_runs.core.errors import ApiError, MalformedResponseError, TaskRunsError
 from airflow_task_runs.core.http import deadline_left
 
+log = logging.getLogger(__name__)
+
 _READ = 64 * 1024
+
+
+class BotocoreInternalsError(AirflowFailException, TaskRunsError):
+    """The installed botocore / urllib3 lack an internal the guards rely on. Not retried: the
+    installation has to change."""
 
 
 class _Body:
@@ -31,16 +48,27 @@ class _Body:
         yield self._data
 
 
-def install(client: Any, *, cloud: str, max_bytes: int, json_protocol: bool = True, sync: bool = True) -> Any:
+def install(
+    client: Any,
+    *,
+    cloud: str,
+    max_bytes: int,
+    json_protocol: bool = True,
+    sync: bool = True,
+    retry_reserve: float = 0.0,
+) -> Any:
     """Register the guards on a botocore client (once); returns the client.
 
     An aiobotocore client (``sync=False``) reads with the same cap; its time is bounded by the
-    caller's ``asyncio`` timeout.
+    caller's ``asyncio`` timeout. On both, a retry is made only if, after botocore's backoff,
+    ``retry_reserve`` seconds (the read timeout) are left of the request's deadline.
     """
     if getattr(client, "_task_runs_guarded", False):
         return client
+    _check_internals(client, cloud, sync)
     host = client.meta.endpoint_url
     session = client._endpoint.http_session  # the client's own pool, TLS and proxy settings
+    _bound_retries(client, cloud, host, retry_reserve, sync)
     client.meta.events.register(
         "before-send",
         functools.partial(
@@ -51,6 +79,109 @@ def install(client: Any, *, cloud: str, max_bytes: int, json_protocol: bool = Tr
         client.meta.events.register("before-parse", functools.partial(_check_json, cloud=cloud, host=host))
     client._task_runs_guarded = True
     return client
+
+
+def _retry_event(client: Any) -> tuple[str, str]:
+    """The event and unique id botocore (and aiobotocore) register a client's retry handler under,
+    in every retry mode (legacy, standard, adaptive)."""
+    service = client.meta.service_model.service_id.hyphenize()
+    return f"needs-retry.{service}", f"retry-config-{service}"
+
+
+def _retry_handler(client: Any) -> Any:
+    """The client's retry handler, or None (found by its unique id: the emitter has no public lookup)."""
+    handlers = getattr(getattr(client.meta.events, "_emitter", None), "_unique_id_handlers", None)
+    entry = handlers.get(_retry_event(client)[1]) if isinstance(handlers, dict) else None
+    return entry.get("handler") if isinstance(entry, dict) else None
+
+
+def _check_internals(client: Any, cloud: str, sync: bool) -> None:
+    """Refuse, naming each, the internals missing from this botocore / urllib3 / socket."""
+    import socket
+
+    import botocore
+    import urllib3
+    from urllib3.connectionpool import HTTPConnectionPool
+    from urllib3.response import HTTPResponse
+
+    missing = []
+    session = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    if session is None:
+        missing.append("client._endpoint.http_session")
+    elif sync:
+        proxy = getattr(session, "_proxy_config", None)
+        needed = {
+            f"{type(session).__name__}._proxy_config.proxy_url_for": callable(getattr(proxy, "proxy_url_for", None)),
+            f"{type(session).__name__}._get_connection_manager": callable(
+                getattr(session, "_get_connection_manager", None)
+            ),
+            "urllib3 HTTPConnectionPool.ConnectionCls": hasattr(HTTPConnectionPool, "ConnectionCls"),
+            "urllib3 HTTPResponse.read1": hasattr(HTTPResponse, "read1"),
+            "socket.socket._io_refs": hasattr(socket.socket, "_io_refs"),
+            "socket.socket._decref_socketios": hasattr(socket.socket, "_decref_socketios"),
+        }
+        missing += [name for name, present in needed.items() if not present]
+    if not callable(_retry_handler(client)):
+        unique_id = _retry_event(client)[1]
+        missing.append(f"the retry handler client.meta.events._emitter._unique_id_handlers[{unique_id!r}]")
+    if not missing:
+        return
+    versions = f"botocore {botocore.__version__}, urllib3 {urllib3.__version__}"
+    if not sync:
+        import aiobotocore
+
+        versions = f"aiobotocore {aiobotocore.__version__}, {versions}"
+    raise BotocoreInternalsError(
+        f"{cloud}: cannot bound calls with {versions}: missing {', '.join(missing)}. The provider holds every "
+        "call to its time budget and answer size cap through these internals, and refuses to call unbounded: "
+        "install a botocore / urllib3 release this version of airflow-task-runs supports (or a newer "
+        "airflow-task-runs)"
+    )
+
+
+def _bound_retries(client: Any, cloud: str, host: str, reserve: float, sync: bool) -> None:
+    """Wrap the client's retry handler: no retry whose backoff would end past the retry window.
+
+    botocore sleeps whatever backoff its handler returns, deadline or not. The wrapper keeps
+    botocore's decision and backoff (retry mode, attempts, quota, throttling) and only turns a
+    retry down when, after the backoff, less than ``reserve`` (the read timeout an attempt may
+    take) would be left of the request's deadline: the call then ends, in time, with the last
+    answer's own error; or, when the deadline itself cut that attempt short (a trickling
+    server), with the time-budget error.
+    """
+    event, unique_id = _retry_event(client)
+    retry = _retry_handler(client)
+
+    def within(delay: Any, kwargs: dict[str, Any]) -> Any:
+        if delay is None or delay is False:
+            return delay
+        left = deadline_left()
+        if left is None or left - float(delay) >= reserve:
+            return delay
+        if left <= 0:  # the attempt ran to the deadline: its read was cut by the budget, not read_timeout
+            request = kwargs.get("request_dict") or {}
+            raise _out_of_time(request.get("method"), request.get("url"), cloud, host)
+        log.warning(
+            "%s %s: not retried after attempt %s: botocore's backoff of %.2f s would leave %.2f s of the call's "
+            "time budget, under the %g s read_timeout an attempt may take (raise retry_max_elapsed to retry longer)",
+            cloud,
+            getattr(kwargs.get("operation"), "name", "call"),
+            kwargs.get("attempts"),
+            float(delay),
+            max(0.0, left - float(delay)),
+            reserve,
+        )
+        return False  # not None: no later handler may ask for a retry either
+
+    def needs_retry(**kwargs: Any) -> Any:
+        return within(retry(**kwargs), kwargs)
+
+    async def aneeds_retry(**kwargs: Any) -> Any:
+        delay = retry(**kwargs)
+        return within(await delay if inspect.isawaitable(delay) else delay, kwargs)
+
+    client.meta.events.unregister(event, unique_id=unique_id)
+    client.meta.events.register(event, needs_retry if sync else aneeds_retry, unique_id=unique_id)
 
 
 class _DeadlineSocket:
@@ -154,7 +285,7 @@ def _bounded_send(request: Any, http_session: Any, cloud: str, host: str, cap: i
         return None
     left = deadline_left()
     if left is not None and left <= 0:  # botocore retrying what the budget already ended
-        raise _out_of_time(request, cloud, host)
+        raise _out_of_time(request.method, request.url, cloud, host)
     request.stream_output = True
     try:
         response = http_session.send(request)
@@ -229,7 +360,7 @@ def _read(raw: Any, request: Any, cloud: str, host: str, cap: int) -> bytes:
     while True:
         left = deadline_left()
         if left is not None and left <= 0:
-            raise _out_of_time(request, cloud, host)
+            raise _out_of_time(request.method, request.url, cloud, host)
         try:
             chunk = raw.read1(_READ, decode_content=False)
         except Urllib3ReadTimeout:
@@ -247,15 +378,15 @@ def _read(raw: Any, request: Any, cloud: str, host: str, cap: int) -> bytes:
     return bytes(buf)
 
 
-def _out_of_time(request: Any, cloud: str, host: str) -> ApiError:
+def _out_of_time(method: str | None, url: str | None, cloud: str, host: str) -> ApiError:
     return ApiError(
         cloud=cloud,
         status_code=None,
         code="Timeout",
         message=f"no complete answer from {host} within the request's time budget (retry_max_elapsed + "
         "read_timeout), retries included: the server is too slow or trickling its answer",
-        method=request.method,
-        path=_path(request.url),
+        method=method,
+        path=_path(url) if url else None,
         host=host,
     )
 

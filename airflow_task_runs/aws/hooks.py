@@ -35,6 +35,9 @@ S3 = "AWS S3"
 #: GetLogEvents paging bounds (a page holds up to 10,000 events / 1 MB)
 DEFAULT_MAX_LOG_PAGES = 10_000
 DEFAULT_MAX_LOG_SECONDS = 3600.0
+#: ListObjectsV2 paging bounds of a run's output listing (a page holds up to 1,000 keys)
+DEFAULT_MAX_LIST_PAGES = 1_000
+DEFAULT_MAX_LIST_SECONDS = 1800.0
 DEFAULT_LOG_GROUP = "/aws/omics/WorkflowLog"
 #: botocore retry settings used when neither the hook nor the connection sets ``retries``
 DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 5}
@@ -142,6 +145,47 @@ def _log_page(page: dict[str, Any], what: str, host: str | None) -> dict[str, An
     )
 
 
+class _PagingBounds:
+    """At most ``max_pages`` pages and ``max_seconds`` for one listing (GetLogEvents, ListObjectsV2).
+
+    Each page is one call under the call's own time budget; these bound the whole: a server that
+    never ends a listing (inventing continuation tokens) ends it with :meth:`exceeded`, not a loop.
+    """
+
+    def __init__(self, max_pages: int, max_seconds: float) -> None:
+        import time
+
+        self.max_pages = max_pages
+        self.max_seconds = max_seconds
+        self.pages = 0
+        self._started = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        import time
+
+        return time.monotonic() - self._started
+
+    def __iter__(self) -> Iterator[int]:
+        """Page numbers, 1 on, while both bounds hold (the time counts the caller's work too)."""
+        while self.pages < self.max_pages and self.elapsed <= self.max_seconds:
+            self.pages += 1
+            yield self.pages
+
+    def exceeded(
+        self, *, cloud: str, operation: str, what: str, host: str | None, code: str, end: str, limits: str, hint: str
+    ) -> ApiError:
+        return ApiError(
+            cloud=cloud,
+            status_code=None,
+            code=code,
+            message=f"{operation} ({what}): still paging after {self.pages} page(s) and {self.elapsed:.0f} s "
+            f"without {end}. The limits are {limits}: {hint}",
+            host=host,
+            operation=operation,
+        )
+
+
 def _is_terminal(task_status: str) -> bool:
     state = TASK_STATES.lookup(task_status)
     return state is not None and state.is_terminal
@@ -176,7 +220,8 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
     :param verify: TLS verification (bool or CA bundle path), as in the amazon provider.
     :param botocore_config: botocore ``Config`` keyword arguments (a dict, so the trigger can
         rebuild the hook); ``retries`` defaults to standard mode, 5 attempts in all (throttling and
-        5xx are retried by botocore; other 4xx fail at once).
+        5xx are retried by botocore; other 4xx fail at once). Whatever the mode, a retry starts only
+        within the connection's ``retry_max_elapsed`` (see :mod:`airflow_task_runs.aws.botocore_guard`).
     """
 
     def __init__(
@@ -237,13 +282,17 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
         return max_response_bytes(self.conn_config.extra_config or {})
 
+    def _guard_bounds(self) -> dict[str, Any]:
+        """What the guards hold a client to: the answer size cap, and the read timeout a retry
+        must still have after its backoff (so retries start within ``retry_max_elapsed``)."""
+        _, timeouts = self._policy()
+        return {"max_bytes": self._max_response_bytes(), "retry_reserve": timeouts.read}
+
     def _guarded(self, client: Any, cloud: str, json_protocol: bool = True) -> Any:
         from airflow_task_runs.aws import botocore_guard
 
         self._mask_credentials(client)
-        return botocore_guard.install(
-            client, cloud=cloud, max_bytes=self._max_response_bytes(), json_protocol=json_protocol
-        )
+        return botocore_guard.install(client, cloud=cloud, json_protocol=json_protocol, **self._guard_bounds())
 
     @property
     def endpoint_url(self) -> str | None:
@@ -298,8 +347,8 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
                 support_output_uri_prefix_mode(client)
                 from airflow_task_runs.aws import botocore_guard
 
-                max_bytes = await sync_to_async(self._max_response_bytes)()
-                botocore_guard.install(client, cloud=CLOUD, max_bytes=max_bytes, sync=False)
+                bounds = await sync_to_async(self._guard_bounds)()
+                botocore_guard.install(client, cloud=CLOUD, sync=False, **bounds)
                 credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
                 if credentials is not None:
                     from airflow_task_runs.core.secrets import mask_secrets
@@ -318,12 +367,19 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
             yield
 
     async def _abounded(self, call: Any) -> Any:
-        """An aiobotocore call within the budget: cancelled (and named) when it runs past it."""
+        """An aiobotocore call within the budget: cancelled (and named) when it runs past it.
+
+        The deadline is set for the call too, so botocore's retries stop within ``retry_max_elapsed``
+        (the guard turns down a backoff past it) and the call ends with the service's own error.
+        """
         import asyncio
+
+        from airflow_task_runs.core.http import request_deadline
 
         budget = self.budget
         try:
-            return await asyncio.wait_for(call, budget)
+            with request_deadline(budget):
+                return await asyncio.wait_for(call, budget)
         except asyncio.TimeoutError:
             raise ApiError(
                 cloud=CLOUD,
@@ -610,8 +666,6 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         the connection's RetryPolicy). Paging stops with an error after ``max_pages`` pages or
         ``max_seconds`` without the token repeating.
         """
-        import time
-
         from airflow_task_runs.core.errors import MalformedResponseError
         from airflow_task_runs.core.http import RetryRules
 
@@ -623,10 +677,8 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         rules = RetryRules(policy, LOGS, only=lambda exc: isinstance(exc, MalformedResponseError))
         token: str | None = None
         what = f"log group {log_group}, stream {log_stream}"
-        started = time.monotonic()
-        pages = 0
-        while pages < max_pages and time.monotonic() - started <= max_seconds:
-            pages += 1
+        bounds = _PagingBounds(max_pages, max_seconds)
+        for _ in bounds:
             call = dict(params, nextToken=token) if token else params
 
             def page_of(call: dict[str, Any] = call) -> dict[str, Any]:
@@ -639,30 +691,91 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
             if next_token == token:
                 return
             token = next_token
-        raise ApiError(
+        raise bounds.exceeded(
             cloud=LOGS,
-            status_code=None,
-            code="LogPagingLimit",
-            message=f"GetLogEvents ({what}): still paging after {pages} page(s) and "
-            f"{time.monotonic() - started:.0f} s without CloudWatch repeating nextForwardToken (the end of the "
-            f"stream); nothing was kept. The limits are max_log_pages={max_pages}, max_log_seconds={max_seconds:g}: "
-            "raise them if the log really is that long",
-            host=client.meta.endpoint_url,
             operation="GetLogEvents",
+            what=what,
+            host=client.meta.endpoint_url,
+            code="LogPagingLimit",
+            end="CloudWatch repeating nextForwardToken (the end of the stream); nothing was kept",
+            limits=f"max_log_pages={max_pages}, max_log_seconds={max_seconds:g}",
+            hint="raise them if the log really is that long",
         )
 
-    def iter_output_uris(self, output_uri: str, page_size: int | None = None) -> Iterator[str]:
-        """``s3://`` URIs of every object under ``output_uri``, all pages of ListObjectsV2."""
+    def iter_output_uris(
+        self,
+        output_uri: str,
+        page_size: int | None = None,
+        *,
+        max_pages: int = DEFAULT_MAX_LIST_PAGES,
+        max_seconds: float = DEFAULT_MAX_LIST_SECONDS,
+    ) -> Iterator[str]:
+        """``s3://`` URIs of every object under ``output_uri``, page after page of ListObjectsV2.
+
+        Each page is one call within the connection's time budget (its retries included); the
+        listing as a whole stops with an error after ``max_pages`` pages or ``max_seconds``
+        without S3 saying it is complete (``IsTruncated`` false), and at once when S3 sends a
+        continuation token it sent before (a loop) or none on a truncated page. URIs come as
+        their page arrives: the caller decides how many it keeps.
+        """
+        import hashlib
+
+        from airflow_task_runs.core.errors import MalformedResponseError
+
         bucket, prefix = parse_s3_uri(output_uri)
         client = self.s3_client()
-        pagination = {"PageSize": page_size} if page_size else {}
-        with _mapped("ListObjectsV2", output_uri, S3, client.meta.endpoint_url):
-            pages = client.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix, PaginationConfig=pagination
-            )
-            for page in pages:
-                for obj in page.get("Contents", []):
-                    yield f"s3://{bucket}/{obj['Key']}"
+        host = client.meta.endpoint_url
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if page_size:
+            params["MaxKeys"] = page_size
+        bounds = _PagingBounds(max_pages, max_seconds)
+        token: str | None = None
+        seen: set[bytes] = set()  # digests of the tokens sent: a few bytes a page, whatever the server sends
+        for _ in bounds:
+            call = dict(params, ContinuationToken=token) if token else params
+            with self._call("ListObjectsV2", output_uri, client, S3):
+                page = client.list_objects_v2(**call)
+            for obj in page.get("Contents") or []:
+                yield f"s3://{bucket}/{obj['Key']}"
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
+            _, request_id = _strip(page)
+            if not token:
+                raise MalformedResponseError(
+                    cloud=S3,
+                    status_code=200,
+                    code=None,
+                    message=f"ListObjectsV2 ({output_uri}) answered IsTruncated without a NextContinuationToken "
+                    f"after {bounds.pages} page(s): the rest of the listing cannot be asked for",
+                    request_id=request_id,
+                    host=host,
+                    operation="ListObjectsV2",
+                )
+            digest = hashlib.sha256(token.encode()).digest()
+            if digest in seen:
+                raise MalformedResponseError(
+                    cloud=S3,
+                    status_code=200,
+                    code="ListingLoop",
+                    message=f"ListObjectsV2 ({output_uri}) sent a continuation token it had sent before, after "
+                    f"{bounds.pages} page(s): the listing would go round in a loop (a buggy S3-compatible store?)",
+                    request_id=request_id,
+                    host=host,
+                    operation="ListObjectsV2",
+                )
+            seen.add(digest)
+        raise bounds.exceeded(
+            cloud=S3,
+            operation="ListObjectsV2",
+            what=output_uri,
+            host=host,
+            code="ListPagingLimit",
+            end="S3 ending the listing (IsTruncated false)",
+            limits=f"max_list_pages={max_pages}, max_list_seconds={max_seconds:g}",
+            hint="raise them (the operator's max_list_pages / max_list_seconds, the hook's max_pages / max_seconds) "
+            "if the run really has that many outputs",
+        )
 
     def console_region(self) -> str:
         """The region the console links point at."""

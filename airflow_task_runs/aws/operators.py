@@ -255,9 +255,15 @@ class HealthOmicsListRunOutputsOperator(_HealthOmicsOperator):
     ``{"runId", "runUuid", "outputUri", "uris"}``. A run that is not ``COMPLETED`` fails
     (with its reason when it failed) unless ``require_completed=False``.
 
+    The listing stops with an error as soon as the URIs are over ``[task_runs] xcom_max_bytes``
+    (they are never all held first), and after ``max_list_pages`` pages or ``max_list_seconds``
+    without S3 ending it.
+
     :param run_id: the HealthOmics run id (templated).
     :param require_completed: refuse to list a run that has not completed.
-    :param page_size: keys per ListObjectsV2 call; ``None`` is S3's default (1000).
+    :param page_size: keys per ListObjectsV2 call (1-1000); ``None`` is S3's default (1000).
+    :param max_list_pages: / :param max_list_seconds: stop listing with an error past this many
+        ListObjectsV2 pages (default 1,000) or seconds (default 1800) without reaching the end.
     :param aws_conn_id: an ``aws`` connection; ``service_config.s3`` in its extra is honoured.
     """
 
@@ -265,11 +271,21 @@ class HealthOmicsListRunOutputsOperator(_HealthOmicsOperator):
     operator_extra_links = (HealthOmicsRunLink(),)
 
     def __init__(
-        self, *, run_id: str, require_completed: bool = True, page_size: int | None = None, **kwargs: Any
+        self,
+        *,
+        run_id: str,
+        require_completed: bool = True,
+        page_size: int | None = None,
+        max_list_pages: int | None = None,
+        max_list_seconds: float | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(run_id=run_id, **kwargs)
+        check_listing(page_size, max_list_pages, max_list_seconds)
         self.require_completed = require_completed
         self.page_size = page_size
+        self.max_list_pages = max_list_pages
+        self.max_list_seconds = max_list_seconds
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_task_runs.aws.links import push_run_links
@@ -288,19 +304,61 @@ class HealthOmicsListRunOutputsOperator(_HealthOmicsOperator):
                     f"HealthOmics run {self.run_id} is {run.status}, not COMPLETED: its outputs are not final; "
                     "wait for it with HealthOmicsRunSensor, or pass require_completed=False"
                 )
-        return list_run_outputs(hook, run, self.page_size, self.log)
+        return list_run_outputs(
+            hook, run, self.page_size, self.log, max_pages=self.max_list_pages, max_seconds=self.max_list_seconds
+        )
 
 
-def list_run_outputs(hook: HealthOmicsHook, run: Run, page_size: int | None, log: Any) -> dict[str, Any]:
-    """``{"runId", "runUuid", "outputUri", "uris"}`` of a run's output objects, size-guarded for XCom."""
-    from airflow_task_runs.core.outputs import xcom_value
+def check_listing(page_size: int | None, max_list_pages: int | None, max_list_seconds: float | None) -> None:
+    """The listing parameters, checked when the DAG is parsed."""
+    if page_size is not None and not 1 <= page_size <= 1000:
+        raise ValueError(f"page_size must be from 1 to 1000 (ListObjectsV2's bound), got {page_size!r}")
+    if max_list_pages is not None and max_list_pages < 1:
+        raise ValueError(f"max_list_pages must be at least 1, got {max_list_pages!r}")
+    if max_list_seconds is not None and not max_list_seconds > 0:
+        raise ValueError(f"max_list_seconds must be above 0, got {max_list_seconds!r}")
+
+
+def list_run_outputs(
+    hook: HealthOmicsHook,
+    run: Run,
+    page_size: int | None,
+    log: Any,
+    *,
+    max_pages: int | None = None,
+    max_seconds: float | None = None,
+) -> dict[str, Any]:
+    """``{"runId", "runUuid", "outputUri", "uris"}`` of a run's output objects, size-guarded for XCom.
+
+    URIs are kept while they fit in ``[task_runs] xcom_max_bytes``: the first one past it stops
+    the listing with :class:`OutputTooLargeError`, before more pages are asked for.
+    """
+    import json
+
+    from airflow_task_runs.aws.hooks import DEFAULT_MAX_LIST_PAGES, DEFAULT_MAX_LIST_SECONDS
+    from airflow_task_runs.core.errors import OutputTooLargeError
+    from airflow_task_runs.core.outputs import xcom_max_bytes, xcom_value
 
     root = run_output_root(run)
-    uris = list(hook.iter_output_uris(root, page_size))
-    log.info("HealthOmics run %s has %d output object(s) under %s", run.id, len(uris), root)
+    what = f"HealthOmics run {run.id} output listing"
+    uris: list[str] = []
     result = {"runId": run.id, "runUuid": run.uuid, "outputUri": root, "uris": uris}
-    listing: dict[str, Any] = xcom_value(f"HealthOmics run {run.id} output listing", result)
-    return listing
+    limit = xcom_max_bytes()
+    size = len(json.dumps(result, default=str).encode())
+    listing = hook.iter_output_uris(
+        root,
+        page_size,
+        max_pages=DEFAULT_MAX_LIST_PAGES if max_pages is None else max_pages,
+        max_seconds=DEFAULT_MAX_LIST_SECONDS if max_seconds is None else max_seconds,
+    )
+    for uri in listing:
+        size += len(json.dumps(uri).encode()) + 2  # and its ", "
+        if size > limit:
+            raise OutputTooLargeError(f"{what} under {root} (stopped at object {len(uris) + 1})", size, limit)
+        uris.append(uri)
+    log.info("HealthOmics run %s has %d output object(s) under %s", run.id, len(uris), root)
+    value: dict[str, Any] = xcom_value(what, result)
+    return value
 
 
 class HealthOmicsCancelRunOperator(_HealthOmicsOperator):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_task_runs.aws.links import HealthOmicsRunLink
-from airflow_task_runs.aws.operators import list_run_outputs
+from airflow_task_runs.aws.operators import check_listing, list_run_outputs
 from airflow_task_runs.aws.sensors import _HealthOmicsSensor
 from airflow_task_runs.core.starting import StartAttempt, StartRunOperator
 
@@ -48,7 +48,10 @@ class HealthOmicsStartRunOperator(StartRunOperator, _HealthOmicsSensor):
     :param start_run_kwargs: any other StartRun field by its API name (``workflowVersionName``,
         ``cacheId``, ``logLevel``, ``retentionMode``, ...).
     :param list_outputs: list the output objects once the run has completed.
-    :param page_size: keys per ListObjectsV2 call when listing.
+    :param page_size: keys per ListObjectsV2 call when listing (1-1000).
+    :param max_list_pages: / :param max_list_seconds: stop listing with an error past this many
+        ListObjectsV2 pages (default 1,000) or seconds (default 1800); the listing also stops as
+        soon as it is over ``[task_runs] xcom_max_bytes``.
     :param wait_for_completion: wait for the run to end; ``False`` returns once it has started.
     :param cancel_on_kill: cancel the run when the task is killed (worker or triggerer).
     :param aws_conn_id: an ``aws`` connection (amazon provider).
@@ -92,9 +95,12 @@ class HealthOmicsStartRunOperator(StartRunOperator, _HealthOmicsSensor):
         start_run_kwargs: dict[str, Any] | None = None,
         list_outputs: bool = True,
         page_size: int | None = None,
+        max_list_pages: int | None = None,
+        max_list_seconds: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_listing(page_size, max_list_pages, max_list_seconds)
         self.workflow_id = workflow_id
         self.role_arn = role_arn
         self.output_uri = output_uri
@@ -110,6 +116,8 @@ class HealthOmicsStartRunOperator(StartRunOperator, _HealthOmicsSensor):
         self.start_run_kwargs = start_run_kwargs
         self.list_outputs = list_outputs
         self.page_size = page_size
+        self.max_list_pages = max_list_pages
+        self.max_list_seconds = max_list_seconds
 
     def describe_run(self) -> str:
         return f"HealthOmics run {self.started_run_id or '(not started)'}"
@@ -148,4 +156,12 @@ class HealthOmicsStartRunOperator(StartRunOperator, _HealthOmicsSensor):
         if status is None or not self.list_outputs:
             return {"runId": run_id, "status": status}
         run = self.hook.get_run(run_id)  # type: ignore[attr-defined]
-        return {**list_run_outputs(self.hook, run, self.page_size, self.log), "status": status}  # type: ignore[arg-type]
+        listing = list_run_outputs(
+            self.hook,  # type: ignore[arg-type]
+            run,
+            self.page_size,
+            self.log,
+            max_pages=self.max_list_pages,
+            max_seconds=self.max_list_seconds,
+        )
+        return {**listing, "status": status}

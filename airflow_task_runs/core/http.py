@@ -87,8 +87,8 @@ class RetryPolicy:
         """The same policy as botocore ``Config`` keyword arguments (AWS clients, NCP Object Storage).
 
         botocore's standard mode retries throttling, 5xx and transport errors with jittered
-        backoff, like the session; it has no total-time bound, so the read timeout and the
-        attempts carry it.
+        backoff, like the session; it has no total-time bound of its own: on AWS clients the
+        guard (aws/botocore_guard.py) turns down a retry whose backoff would end past max_elapsed.
         """
         options: dict[str, Any] = {"retries": {"mode": "standard", "total_max_attempts": self.max_attempts}}
         if timeouts is not None:

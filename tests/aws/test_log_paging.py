@@ -19,13 +19,6 @@ PAGE = 500
 
 
 @pytest.fixture
-def emu(task_runs_connections):
-    task_runs_connections.aws.reset_log()
-    yield task_runs_connections.aws
-    task_runs_connections.aws.clear_faults()
-
-
-@pytest.fixture
 def task(emu):
     run_id = emu.add_run(lifecycle=[("COMPLETED", 0)])
     return run_id, emu.add_task(run_id, lifecycle=[("COMPLETED", 0)], log_lines=LINES)
