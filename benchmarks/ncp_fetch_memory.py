@@ -24,6 +24,7 @@ from airflow_task_runs.ncp.operators import NclueFetchTaskRunResultOperator
 op = NclueFetchTaskRunResultOperator(task_id="f", run_id=sys.argv[2], destination=f"file://{tempfile.mkdtemp()}/")
 hook = op.hook
 hook.object_storage_client()
+hook.object_storage_session()  # the fetch reads through this one (httpx); both built before timing
 if sys.argv[1] == "fetch":
     assert op.execute({})["size"] == int(sys.argv[3])
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the (large) parent across fork+exec.
