@@ -171,7 +171,7 @@ def _bound_retries(client: Any, cloud: str, host: str, reserve: float, sync: boo
             max(0.0, left - float(delay)),
             reserve,
         )
-        return False  # not None: no later handler may ask for a retry either
+        return None  # no retry from botocore's handler; another (S3's region redirector) may still ask
 
     def needs_retry(**kwargs: Any) -> Any:
         return within(retry(**kwargs), kwargs)

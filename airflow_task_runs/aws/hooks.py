@@ -280,7 +280,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
     def _max_response_bytes(self) -> int:
         from airflow_task_runs.core.http import max_response_bytes
 
-        return max_response_bytes(self.conn_config.extra_config or {})
+        return max_response_bytes(self.conn_config.extra_config or {}, self.aws_conn_id or "")
 
     def _guard_bounds(self) -> dict[str, Any]:
         """What the guards hold a client to: the answer size cap, and the read timeout a retry

@@ -174,14 +174,14 @@ def max_output_bytes(extra: Mapping[str, Any], conn_id: str = "", default: int =
     return int(extra_number(extra, "max_output_bytes", default, conn_id, integer=True))
 
 
-def max_response_bytes(extra: Mapping[str, Any] | None = None) -> int:
+def max_response_bytes(extra: Mapping[str, Any] | None = None, conn_id: str = "") -> int:
     """Connection extra ``max_response_bytes``, else ``[task_runs] max_response_bytes``, else 4 MiB."""
     value = (extra or {}).get("max_response_bytes")
     if value in (None, ""):
         from airflow.sdk import conf
 
         return conf.getint("task_runs", "max_response_bytes", fallback=DEFAULT_MAX_RESPONSE_BYTES)
-    return int(value)
+    return int(extra_number(extra or {}, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, conn_id, integer=True))
 
 
 @dataclass
@@ -832,7 +832,7 @@ class ApiSession:
             retry=RetryPolicy.from_extra(extra, conn_id),
             verify=extra.get("verify", True),
             headers=headers,
-            max_response_bytes=max_response_bytes(extra),
+            max_response_bytes=max_response_bytes(extra, conn_id),
             max_output_bytes=max_output_bytes(extra, conn_id, default_max_output_bytes),
         )
 
@@ -1018,7 +1018,7 @@ class ApiSession:
         def attempt() -> httpx.Response:
             with self._mapped(request, operation):
                 response = self.client.send(request, stream=True)
-                if response.is_error:
+                if not response.is_success:  # a redirect's page is no more the answer than an error's
                     try:
                         data = self._read(response, response.iter_bytes(_READ_CHUNK), operation)
                     finally:
@@ -1053,7 +1053,7 @@ class ApiSession:
         async def attempt() -> httpx.Response:
             with self._mapped(request, operation):
                 response = await self.aclient.send(request, stream=True)
-                if response.is_error:
+                if not response.is_success:  # a redirect's page is no more the answer than an error's
                     try:
                         data = await self._aread(response, operation)
                     finally:

@@ -561,11 +561,13 @@ class NclueHook(HttpTaskRunHook):
         super().close()
         if self._object_storage is not None:
             self._object_storage.close()
+            self._object_storage = None
 
     async def aclose(self) -> None:
         await super().aclose()
         if self._object_storage is not None:
-            self._object_storage.close()
+            self._object_storage.close()  # result files are read synchronously only
+            self._object_storage = None
 
     def object_storage_region(self, conn: Connection) -> str:
         """The SigV4 region of NCP Object Storage, one of :data:`NCP_REGIONS`."""

@@ -51,9 +51,14 @@ def parse_error(response: httpx.Response, body: Any) -> tuple[str | None, str | 
     return fields.get("Code"), fields.get("Message"), fields.get("RequestId")
 
 
+def _segment(text: str) -> str:
+    # "." and ".." are names in an S3 key, but URL paths drop them (httpx does): escape them
+    return {".": "%2E", "..": "%2E%2E"}.get(text) or urllib.parse.quote(text, safe="~")
+
+
 def object_path(bucket: str, key: str) -> str:
-    """Path-style ``/bucket/key``, each part quoted (the key's ``/`` kept)."""
-    return f"/{urllib.parse.quote(bucket, safe='')}/{urllib.parse.quote(key, safe='/~')}"
+    """Path-style ``/bucket/key``, each segment quoted (the key's ``/`` kept, dot segments escaped)."""
+    return "/" + "/".join(_segment(part) for part in [bucket, *key.split("/")])
 
 
 @contextmanager
@@ -69,7 +74,14 @@ def open_object(
     from airflow_task_runs.core.errors import OutputIntegrityError, OutputOverCapError
 
     cap = session.max_output_bytes
-    with session.stream("GET", object_path(bucket, key), operation="GetObject") as response:
+    path = object_path(bucket, key)
+    # the stored bytes as they are: a Content-Encoding decoded on the way would no longer match
+    # the Content-Length (or the object), so none is asked for and the body is read raw
+    headers = {"accept-encoding": "identity"}
+    with session.stream("GET", path, headers=headers, operation="GetObject") as response:
+        sent = response.request.url.raw_path.decode("ascii").split("?", 1)[0]
+        if not sent.endswith(path):  # the key must be what was asked for, not what a URL parser made of it
+            raise ValueError(f"{what}: the key {key!r} cannot be sent as one S3 path ({sent!r} != {path!r})")
         declared = response.headers.get("content-length", "")
         if not declared.isdigit():  # without it, a body cut short could not be told from a whole one
             raise OutputIntegrityError(
@@ -81,13 +93,17 @@ def open_object(
         if size > cap:
             raise OutputOverCapError(what, size, cap, conn_id)
 
-        def chunks() -> Iterator[bytes]:
+        def chunks() -> Generator[bytes, None, None]:
             received = 0
             with session.download_pace():
-                for chunk in response.iter_bytes(chunk_size):
+                for chunk in response.iter_raw(chunk_size):
                     received += len(chunk)
                     if received > cap:
                         raise OutputOverCapError(what, received, cap, conn_id)
                     yield chunk
 
-        yield size, chunks()
+        body = chunks()
+        try:
+            yield size, body
+        finally:
+            body.close()  # here, in order: a pace left to the garbage collector would outlive this block

@@ -76,8 +76,11 @@ class NclueFetchTaskRunResultOperator(WritesOutputs, BaseOperator):
     def execute(self, context: Context) -> Any:
         destination = self.resolve_output()  # a destination that cannot work fails before any cloud call
         hook = self.hook
-        self.set_lineage_input(f"nclue://{_host(hook)}", f"task-runs/{self.run_id}")
-        result = fetch_task_run_result(hook, self.run_id, destination, self.log)
+        try:
+            self.set_lineage_input(f"nclue://{_host(hook)}", f"task-runs/{self.run_id}")
+            result = fetch_task_run_result(hook, self.run_id, destination, self.log)
+        finally:
+            hook.close()  # its API and Object Storage pools
         if destination is not None:
             self.record_outputs(context, [result["uri"]])
         return result
@@ -93,8 +96,14 @@ def fetch_task_run_result(
     hook: NclueHook, run_id: str, destination: Destination | ObjectStoragePath | str | None, log: Any
 ) -> Any:
     """A completed run's result file: its UTF-8 text, or ``{"uri", "size", ...}`` once written to ``destination``."""
-    from airflow_task_runs.core.errors import RunNotFinishedError, TaskRunsError
-    from airflow_task_runs.core.outputs import Destination, read_for_xcom, resolve_destination, write_atomically
+    from airflow_task_runs.core.errors import OutputTooLargeError, RunNotFinishedError, TaskRunsError
+    from airflow_task_runs.core.outputs import (
+        Destination,
+        read_for_xcom,
+        resolve_destination,
+        write_atomically,
+        xcom_max_bytes,
+    )
     from airflow_task_runs.core.states import RunState
 
     if destination is not None and not isinstance(destination, Destination):
@@ -117,6 +126,8 @@ def fetch_task_run_result(
     with hook.open_result(run) as (size, chunks):
         log.info("Fetching %s (%d bytes)", what, size)
         if destination is None:
+            if size > xcom_max_bytes():  # known from its Content-Length: refused before reading
+                raise OutputTooLargeError(what, size, xcom_max_bytes())
             data = read_for_xcom(chunks, what)
             try:
                 return data.decode("utf-8")

@@ -135,7 +135,14 @@ def test_an_endless_fast_output_is_cut_at_max_output_bytes_leaving_nothing(clean
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("download_min_rate", 0), ("download_rate_window", -1), ("read_timeout", "soon"), ("max_output_bytes", 1.5)],
+    [
+        ("download_min_rate", 0),
+        ("download_rate_window", -1),
+        ("read_timeout", "soon"),
+        ("max_output_bytes", 1.5),
+        ("max_response_bytes", "4MB"),
+        ("max_response_bytes", 0),
+    ],
 )
 def test_a_bound_that_cannot_work_is_refused_naming_the_connection_and_key(clean_faults, monkeypatch, key, value):
     """A zero rate would let any trickle through, a negative window never roll: refused, not silently off."""

@@ -154,6 +154,86 @@ def test_nclue_result_read_is_signed_as_a_store_enforcing_sigv4_expects(
         assert caught.value.status_code == 403 and caught.value.code == "SignatureDoesNotMatch", caught.value
 
 
+def test_nclue_result_key_with_a_dot_segment_reads_that_key_not_its_neighbour(task_runs_connections, tmp_path):
+    """URL paths drop ``.`` segments; S3 keys keep them: ``a/./b`` must not read ``a/b``."""
+    emu = task_runs_connections.ncp
+    emu.s3.put_object("nclue-results", "dots/dot.csv", b"A DIFFERENT OBJECT")
+    run_id = emu.add_run(lifecycle=["completed"], result=b"the object asked for\n", result_file_path="dots/./dot.csv")
+    assert _nclue(run_id=run_id).execute(task_context()) == "the object asked for\n"
+
+
+def test_nclue_result_stored_gzip_encoded_is_copied_as_stored(task_runs_connections, tmp_path):
+    """An object with Content-Encoding: gzip is its bytes: copied as stored, its length checked against them."""
+    import gzip
+
+    stored = gzip.compress(b"id,score\n" + b"1,0.93\n" * 30_000)
+    emu = task_runs_connections.ncp
+    emu.s3.client().put_object(Bucket="nclue-results", Key="gz/result.csv.gz", Body=stored, ContentEncoding="gzip")
+    run_id = emu.add_run(lifecycle=["completed"], result_file_path="gz/result.csv.gz")
+    result = _nclue(run_id=run_id, destination=f"file://{tmp_path}/").execute(task_context())
+    assert result["size"] == len(stored) and (tmp_path / "result.csv.gz").read_bytes() == stored
+
+
+def test_nclue_result_answered_with_a_redirect_is_an_error_not_the_file(task_runs_connections, monkeypatch, tmp_path):
+    """S3 answers a wrong region or endpoint with a 301/307 and an XML error page: that page is no result."""
+    import http.server
+    import threading
+
+    from airflow_task_runs.core.errors import ApiError
+
+    page = (
+        b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>PermanentRedirect</Code><Message>The bucket you '
+        b"are attempting to access must be addressed using the specified endpoint.</Message>"
+        b"<RequestId>RID-301</RequestId></Error>"
+    )
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(301)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        run_id = task_runs_connections.ncp.add_run(lifecycle=["completed"], result=b"real\n")
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        _copy_connection(monkeypatch, task_runs_connections, "ncp", "ncp_moved", object_storage_endpoint=endpoint)
+        with pytest.raises(ApiError) as caught:
+            _nclue(run_id=run_id, destination=f"file://{tmp_path}/", ncp_conn_id="ncp_moved").execute(task_context())
+    finally:
+        server.shutdown()
+    err = caught.value
+    assert err.status_code == 301 and err.code == "PermanentRedirect" and err.request_id == "RID-301", err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nclue_result_read_in_part_leaves_no_pace_or_deadline_behind(task_runs_connections):
+    """Leaving ``open_result`` early (one chunk read) ends its download's bounds with the block."""
+    from airflow_task_runs.core.http import current_pace, deadline_left
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    emu = task_runs_connections.ncp
+    run_id = emu.add_run(lifecycle=["completed"], result=os.urandom(3 * MIB))
+    hook = NclueHook()
+    try:
+        with hook.open_result(hook.get_task_run(run_id), chunk_size=65536) as (_, chunks):
+            next(chunks)
+        assert current_pace() is None and deadline_left() is None
+        del chunks
+        import gc
+
+        gc.collect()
+        assert current_pace() is None and deadline_left() is None, "a collected body restored stale bounds"
+    finally:
+        hook.close()
+
+
 def test_nclue_result_path_that_is_a_folder_is_refused(task_runs_connections, store):
     run_id = task_runs_connections.ncp.add_run(lifecycle=["completed"], result_file_path="results/run-1/")
     with pytest.raises(TaskRunsError, match=r"'results/run-1/' names a folder"):
