@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_task_runs.core.conn_fields import max_output_bytes_field
+
 INTEGRATION = "Alibaba Cloud ROS"
 
 PROVIDER_INFO: dict[str, Any] = {
@@ -49,6 +51,7 @@ PROVIDER_INFO: dict[str, Any] = {
                     "label": "Read timeout (s)",
                     "schema": {"type": ["number", "null"], "default": 60},
                 },
+                "max_output_bytes": max_output_bytes_field(64 * 1024 * 1024),
             },
             "ui-field-behaviour": {
                 "hidden-fields": ["schema", "port", "host"],

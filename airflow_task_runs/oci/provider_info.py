@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_task_runs.core.conn_fields import max_output_bytes_field
+
 INTEGRATION = "Oracle OCI AI Data Platform"
 
 PROVIDER_INFO: dict[str, Any] = {
@@ -69,6 +71,7 @@ PROVIDER_INFO: dict[str, Any] = {
                     "label": "Config file profile",
                     "schema": {"type": ["string", "null"], "default": "DEFAULT"},
                 },
+                "max_output_bytes": max_output_bytes_field(16 * 1024**3),
             },
             "ui-field-behaviour": {
                 "hidden-fields": ["schema", "port", "host"],
