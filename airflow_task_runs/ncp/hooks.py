@@ -518,6 +518,12 @@ class NclueHook(HttpTaskRunHook):
         """An httpx session on NCP Object Storage (S3 API, SigV4), with the connection's key pair,
         retry policy, timeouts and ``max_output_bytes`` (see :mod:`airflow_task_runs.ncp.object_storage`)."""
         if self._object_storage is None:
+            try:
+                import botocore.auth  # noqa: F401  (the signer)
+            except ImportError as exc:  # pragma: no cover - depends on extras
+                raise ImportError(
+                    "Reading NCLUE result files needs botocore: pip install 'airflow-task-runs[ncp]'"
+                ) from exc
             from airflow_task_runs.core.http import ApiDialect, ApiSession
             from airflow_task_runs.ncp.object_storage import CLOUD, S3SigV4Auth, parse_error
 
