@@ -26,15 +26,28 @@ if TYPE_CHECKING:
 OUTPUT_TEMPLATE_FIELDS: tuple[str, ...] = ("destination", "destination_conn_id")
 
 
+def _split(uri: str) -> tuple[str, str, str]:
+    """(scheme, location, path) of an output's URI, split by hand: an object key may hold ``#``
+    or ``?``, which a URI parser would cut off as a fragment or a query."""
+    scheme, _, rest = uri.partition("://")
+    location, slash, path = rest.partition("/")
+    return scheme.lower(), location, slash + path
+
+
+def asset_uri(uri: str) -> str:
+    """An output's URI as an Asset URI: ``%``, ``#`` and ``?`` in its path percent-encoded, so
+    ``s3://b/a#1.csv`` stays that object instead of becoming the Asset ``s3://b/a``."""
+    scheme, location, path = _split(uri)
+    path = path.replace("%", "%25").replace("#", "%23").replace("?", "%3F")
+    return f"{scheme}://{location}{path}"
+
+
 def static_asset_uri(destination: Any) -> str | None:
     """The Asset URI of a literal destination (without its ``conn_id@`` part); None when templated."""
-    from urllib.parse import urlsplit
-
     if destination is None or is_templated(destination):
         return None
-    parts = urlsplit(str(destination))
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=host).geturl()
+    scheme, location, path = _split(str(destination))
+    return asset_uri(f"{scheme}://{location.rpartition('@')[2]}{path}")
 
 
 def openlineage_dataset_name(uri: str) -> tuple[str, str]:
@@ -42,12 +55,10 @@ def openlineage_dataset_name(uri: str) -> tuple[str, str]:
 
     ``s3://bucket/key`` -> (``s3://bucket``, ``key``); ``file:///a/b`` -> (``file``, ``/a/b``).
     """
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(uri)
-    if parts.scheme in ("file", "local", ""):
-        return "file", parts.path
-    return f"{parts.scheme}://{parts.netloc}", parts.path.lstrip("/")
+    scheme, location, path = _split(uri)
+    if scheme in ("file", "local", ""):
+        return "file", path
+    return f"{scheme}://{location}", path.lstrip("/")
 
 
 class WritesOutputs:
@@ -120,7 +131,7 @@ class WritesOutputs:
 
         events = context["outlet_events"][AssetAlias(self.asset_alias)]
         for uri in uris:
-            events.add(Asset(uri))
+            events.add(Asset(asset_uri(uri)))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the cloud run as the input dataset, every written object as an output."""

@@ -171,7 +171,20 @@ def check_destination_text(value: Any, param: str = "destination") -> str:
             f"{param} {text!r} is not a URI: pass an ObjectStoragePath or a URI such as "
             "'file:///data/out/' or 's3://bucket/prefix/'"
         )
-    scheme = urlsplit(text).scheme.lower()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    # a templated part that rendered empty leaves a URI that still parses: file:// would be the
+    # worker's working directory, s3:///key would take the output's name for a bucket
+    if scheme in _LOCAL and not parts.path.strip() and not parts.netloc.strip():
+        raise DestinationConfigError(
+            f"{param} {text!r} names no folder or file (a template that rendered to ''?): pass an absolute "
+            "path such as 'file:///data/out/'"
+        )
+    if scheme not in _LOCAL and not parts.netloc.rpartition("@")[2].strip():
+        raise DestinationConfigError(
+            f"{param} {text!r} names no bucket or container (a template that rendered to ''?): pass a URI "
+            f"such as '{scheme}://bucket/prefix/'"
+        )
     from fsspec.registry import known_implementations, registry
 
     if scheme not in _LOCAL and scheme not in registry and scheme not in known_implementations:
@@ -644,9 +657,55 @@ class _S3Staged(_StoreKey, _Staged):
         self.pending: list[Any] = []  # concurrent futures of upload_part, in part order
         self.parts: list[dict[str, Any]] = []
         self.written = 0
-        upload = self.fs.call_s3("create_multipart_upload", Bucket=self.bucket, Key=self.object_key)
-        self.upload_id: str | None = upload["UploadId"]
+        self.upload_id: str | None = None
+        upload = self._create()
+        self.upload_id = upload["UploadId"]
         self.in_flight = uploads_in_flight()
+
+    def _uploads(self) -> set[str] | None:
+        """Ids of the unfinished uploads to this key, or None when the store will not say."""
+        try:
+            listing = self.fs.call_s3("list_multipart_uploads", Bucket=self.bucket, Prefix=self.object_key)
+        except Exception:
+            return None
+        return {u["UploadId"] for u in listing.get("Uploads", []) if u.get("Key") == self.object_key}
+
+    def _create(self) -> dict[str, Any]:
+        """Start the upload. botocore and s3fs retry a create whose answer was lost, so the store
+        may then hold uploads nobody knows the id of: those (to this key, new since just before,
+        still without a part) are aborted before the error goes on. Told apart by id, not by
+        time: stores' ``Initiated`` dates are not always real (moto's are fixed)."""
+        before = self._uploads()
+        try:
+            return dict(self.fs.call_s3("create_multipart_upload", Bucket=self.bucket, Key=self.object_key))
+        except BaseException:
+            after = self._uploads() if before is not None else None
+            orphans = 0
+            try:
+                for upload_id in sorted((after or set()) - (before or set())):
+                    parts = self.fs.call_s3(
+                        "list_parts", Bucket=self.bucket, Key=self.object_key, UploadId=upload_id, MaxParts=1
+                    )
+                    if not parts.get("Parts"):
+                        self.fs.call_s3(
+                            "abort_multipart_upload", Bucket=self.bucket, Key=self.object_key, UploadId=upload_id
+                        )
+                        orphans += 1
+            except Exception as exc:
+                after = None
+                log.debug("Checking for uploads left by the failed create of %s: %s", self.uri, exc)
+            if after is None:
+                log.warning(
+                    "Starting the upload to %s failed, and whether its retries left unfinished uploads could not be "
+                    "checked: a later write of this key aborts them once stale, as does an "
+                    "AbortIncompleteMultipartUpload lifecycle rule on the bucket",
+                    self.uri,
+                )
+            elif orphans:
+                log.info(
+                    "Aborted %d upload(s) to %s started by retries of a create whose answer was lost", orphans, self.uri
+                )
+            raise
 
     def _send(self, data: bytes) -> None:
         import asyncio

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from airflow_task_runs.alibaba.operators import RosFetchAITaskOutputOperator
@@ -118,3 +120,40 @@ def test_openlineage_names_the_cloud_run_and_every_written_object(task_runs_conn
     lineage = _lineage(op)
     assert lineage.inputs == [Dataset(namespace=f"ros://{emu.alibaba.url.split('//')[1]}", name=f"ai-tasks/{ai_task}")]
     assert lineage.outputs == [Dataset(namespace="file", name=f"{output_dir}/t.json")]
+
+
+def test_a_key_with_hash_or_question_mark_stays_that_object_in_assets_and_lineage(task_runs_connections, store):
+    """NCLUE names the result file, not the user: ``a#1.csv`` must not become the Asset (or the
+    OpenLineage dataset) ``a``, which would also collide with ``a?x=1.csv`` and trigger the wrong DAGs."""
+    from airflow.sdk import Asset, AssetAlias
+    from openlineage.client.event_v2 import Dataset
+
+    emu = task_runs_connections
+    names = ["a#1.csv", "a?x=1.csv", "a%23.csv"]
+    runs = [emu.ncp.add_run(lifecycle=["completed"], result=b"x\n", result_file_path=f"r/{n}") for n in names]
+    events: dict[Any, Any] = {}
+
+    class Collected:
+        def __init__(self) -> None:
+            self.assets: list[Any] = []
+
+        def add(self, asset: Any) -> None:
+            self.assets.append(asset)
+
+    seen = []
+    for run_id, name in zip(runs, names, strict=True):
+        op = NclueFetchTaskRunResultOperator(
+            task_id="f", run_id=run_id, destination=store.uri("out/"), asset_alias="results"
+        )
+        collected = events.setdefault(AssetAlias("results"), Collected())
+        op.execute({**task_context(), "outlet_events": events})
+        lineage = op.get_openlineage_facets_on_complete(None)
+        assert lineage.outputs == [Dataset(namespace="s3://my-bucket", name=f"{store.prefix}out/{name}")]
+        seen.append(collected.assets[-1].uri)
+    assert seen == [
+        f"s3://my-bucket/{store.prefix}out/a%231.csv",
+        f"s3://my-bucket/{store.prefix}out/a%3Fx=1.csv",
+        f"s3://my-bucket/{store.prefix}out/a%2523.csv",
+    ]
+    assert len({Asset(uri).uri for uri in seen}) == 3
+    assert store.keys() == [f"out/{name}" for name in sorted(names)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 import yaml
@@ -425,6 +426,29 @@ def test_template_that_renders_empty_fails_naming_the_parameter(task_runs_connec
     op.destination = "  "
     with pytest.raises(DestinationConfigError, match="destination is empty"):
         op.execute(task_context())
+
+
+@pytest.mark.parametrize(
+    ("rendered", "problem"),
+    [
+        ("file://", "names no folder or file"),
+        ("file:// ", "names no folder or file"),
+        ("s3://", "names no bucket"),
+        ("s3:///", "names no bucket"),
+        ("s3:///out.bin", "names no bucket"),
+        ("s3://aws_default@/out/", "names no bucket"),
+        ("s3:// ", "names no bucket"),
+    ],
+)
+def test_template_whose_location_renders_empty_fails_before_any_cloud_call(task_runs_connections, rendered, problem):
+    """``file://{{ var }}`` with the variable empty would be the worker's working directory, and
+    ``s3://{{ bucket }}/out.bin`` would take the output's name for a bucket: both refused, named."""
+    op = _nclue(run_id="never-read", destination="{{ params.out }}")
+    op.destination = rendered
+    task_runs_connections.ncp.reset_log()
+    with pytest.raises(DestinationConfigError, match=rf"destination {re.escape(repr(rendered))} {problem}"):
+        op.execute(task_context())
+    assert task_runs_connections.ncp.requests == [], "a destination that cannot work must fail before any call"
 
 
 def test_destination_connection_given_twice_or_missing_is_refused(task_runs_connections, store):

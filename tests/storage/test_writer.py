@@ -390,3 +390,66 @@ def test_sigkill_mid_upload_then_rerun_leaves_only_the_final_object(store, task_
     write_bytes_atomically(store.uri("result.bin"), b"complete")
     assert store.keys() == ["result.bin"]
     assert store.open_uploads() == []
+
+
+class _LosingCreates:
+    """An HTTP proxy to the store that forwards every request, but drops the answer of each
+    ``CreateMultipartUpload`` (``POST ...?uploads``): the store creates the upload, the writer
+    never learns its id, and botocore / s3fs retry it."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.client
+        import http.server
+        import threading
+        import urllib.parse
+
+        target = urllib.parse.urlsplit(upstream)
+        self.lost = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                conn.request(self.command, self.path, body, dict(self.headers))
+                answer = conn.getresponse()
+                data = answer.read()
+                if self.command == "POST" and self.path.endswith("?uploads"):
+                    proxy.lost += 1
+                    self.close_connection = True
+                    return  # created upstream; the answer never arrives
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_s3_create_whose_answer_is_lost_leaves_no_unfinished_upload(task_runs_connections, store, monkeypatch):
+    """Each retry of a create whose answer was lost starts an upload nobody knows the id of: the
+    failed write aborts them (uploads to its key, started since, without parts) before it fails."""
+    proxy = _LosingCreates(task_runs_connections.s3.url)
+    try:
+        conn = task_runs_connections.aws.airflow_connection()
+        conn["extra"]["service_config"]["s3"]["endpoint_url"] = proxy.url
+        conn["extra"]["config_kwargs"] = {"retries": {"mode": "standard", "max_attempts": 3}}
+        monkeypatch.setenv("AIRFLOW_CONN_S3_LOSING", json.dumps(conn))
+        with pytest.raises(DestinationWriteError):
+            write_atomically(store.uri("lost.bin", conn="s3_losing"), iter([os.urandom(9 * MIB)]))
+    finally:
+        proxy.server.shutdown()
+    assert proxy.lost >= 2, f"the store saw {proxy.lost} create(s): the retries this test is about did not happen"
+    assert store.keys() == [] and store.open_uploads() == [], (store.keys(), store.open_uploads())
