@@ -710,6 +710,7 @@ class _S3Staged(_StoreKey, _Staged):
     def _send(self, data: bytes) -> None:
         import asyncio
 
+        self._raise_failed()
         while len(self.pending) >= self.in_flight:
             self._collect(self.pending.pop(0))
         number = len(self.parts) + len(self.pending) + 1
@@ -722,6 +723,13 @@ class _S3Staged(_StoreKey, _Staged):
             Body=data,
         )
         self.pending.append((number, asyncio.run_coroutine_threadsafe(coroutine, self.fs.loop)))
+
+    def _raise_failed(self) -> None:
+        """A part the store already refused ends the write now, not parts later."""
+        for pending in self.pending:
+            future = pending[1]
+            if future.done() and (future.cancelled() or future.exception() is not None):
+                self._collect(pending)  # raises its error
 
     def _collect(self, pending: tuple[int, Any]) -> None:
         number, future = pending
@@ -755,6 +763,7 @@ class _S3Staged(_StoreKey, _Staged):
 
     def write(self, chunk: bytes) -> None:
         """Hold the chunks (no copy) until a part is full, then join them: one copy per byte."""
+        self._raise_failed()
         if not isinstance(chunk, bytes):  # a caller's buffer may be reused after we return
             chunk = bytes(chunk)
         self.written += len(chunk)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
 
 import pytest
 
@@ -392,19 +393,19 @@ def test_sigkill_mid_upload_then_rerun_leaves_only_the_final_object(store, task_
     assert store.open_uploads() == []
 
 
-class _LosingCreates:
-    """An HTTP proxy to the store that forwards every request, but drops the answer of each
-    ``CreateMultipartUpload`` (``POST ...?uploads``): the store creates the upload, the writer
-    never learns its id, and botocore / s3fs retry it."""
+class _FaultingProxy:
+    """An HTTP proxy to the store that forwards every request; ``fault(method, path)`` may instead
+    have it drop the answer (``"drop"``: the store did the work, the client never hears) or
+    answer with ``(status, body)`` without forwarding. ``seen`` lists (method, path) in order."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, fault: Any) -> None:
         import http.client
         import http.server
         import threading
         import urllib.parse
 
         target = urllib.parse.urlsplit(upstream)
-        self.lost = 0
+        self.seen: list[tuple[str, str]] = []
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -412,16 +413,21 @@ class _LosingCreates:
 
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                conn.request(self.command, self.path, body, dict(self.headers))
-                answer = conn.getresponse()
-                data = answer.read()
-                if self.command == "POST" and self.path.endswith("?uploads"):
-                    proxy.lost += 1
-                    self.close_connection = True
-                    return  # created upstream; the answer never arrives
-                self.send_response(answer.status)
-                for name, value in answer.getheaders():
+                proxy.seen.append((self.command, self.path))
+                action = fault(self.command, self.path)
+                if isinstance(action, tuple):
+                    status, data = action
+                    headers: list[tuple[str, str]] = [("Content-Type", "application/xml")]
+                else:
+                    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                    conn.request(self.command, self.path, body, dict(self.headers))
+                    answer = conn.getresponse()
+                    status, data, headers = answer.status, answer.read(), answer.getheaders()
+                    if action == "drop":
+                        self.close_connection = True
+                        return  # done upstream; the answer never arrives
+                self.send_response(status)
+                for name, value in headers:
                     if name.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
@@ -438,18 +444,64 @@ class _LosingCreates:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
+def _through(proxy: _FaultingProxy, task_runs_connections: Any, monkeypatch: Any, conn_id: str) -> None:
+    conn = task_runs_connections.aws.airflow_connection()
+    conn["extra"]["service_config"]["s3"]["endpoint_url"] = proxy.url
+    conn["extra"]["config_kwargs"] = {"retries": {"mode": "standard", "max_attempts": 3}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
 def test_s3_create_whose_answer_is_lost_leaves_no_unfinished_upload(task_runs_connections, store, monkeypatch):
     """Each retry of a create whose answer was lost starts an upload nobody knows the id of: the
     failed write aborts them (uploads to its key, started since, without parts) before it fails."""
-    proxy = _LosingCreates(task_runs_connections.s3.url)
+
+    def lose_creates(method: str, path: str) -> Any:
+        return "drop" if method == "POST" and path.endswith("?uploads") else None
+
+    proxy = _FaultingProxy(task_runs_connections.s3.url, lose_creates)
     try:
-        conn = task_runs_connections.aws.airflow_connection()
-        conn["extra"]["service_config"]["s3"]["endpoint_url"] = proxy.url
-        conn["extra"]["config_kwargs"] = {"retries": {"mode": "standard", "max_attempts": 3}}
-        monkeypatch.setenv("AIRFLOW_CONN_S3_LOSING", json.dumps(conn))
+        _through(proxy, task_runs_connections, monkeypatch, "s3_losing")
         with pytest.raises(DestinationWriteError):
             write_atomically(store.uri("lost.bin", conn="s3_losing"), iter([os.urandom(9 * MIB)]))
     finally:
         proxy.server.shutdown()
-    assert proxy.lost >= 2, f"the store saw {proxy.lost} create(s): the retries this test is about did not happen"
+    creates = [p for m, p in proxy.seen if m == "POST" and p.endswith("?uploads")]
+    assert len(creates) >= 2, f"the store saw {len(creates)} create(s): the retries this test is about did not happen"
     assert store.keys() == [] and store.open_uploads() == [], (store.keys(), store.open_uploads())
+
+
+def test_s3_part_refused_by_the_store_ends_the_write_before_the_next_part(task_runs_connections, store, monkeypatch):
+    """Parts go out in the background while the source is read: a part the store refused ends
+    the write at the next chunk, not parts later (at 1 TB a part is ~118 MiB), and no later part
+    is sent."""
+    import time
+
+    denied = (
+        b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message>'
+        b"<RequestId>RID-PART1</RequestId></Error>"
+    )
+
+    def refuse_part_one(method: str, path: str) -> Any:
+        return (403, denied) if method == "PUT" and "partNumber=1&" in path + "&" else None
+
+    proxy = _FaultingProxy(task_runs_connections.s3.url, refuse_part_one)
+    read = []
+
+    def source():
+        for _ in range(40):  # five 8 MiB parts, 1 MiB every 30 ms
+            read.append(1)
+            time.sleep(0.03)
+            yield os.urandom(MIB)
+
+    try:
+        _through(proxy, task_runs_connections, monkeypatch, "s3_refusing")
+        with pytest.raises(DestinationWriteError, match=r"AccessDenied|Access Denied"):
+            write_atomically(store.uri("refused.bin", conn="s3_refusing"), source())
+    finally:
+        proxy.server.shutdown()
+    parts = sorted(
+        {p.split("partNumber=")[1].split("&")[0] for m, p in proxy.seen if m == "PUT" and "partNumber=" in p}
+    )
+    assert parts == ["1"], f"parts sent after part 1 was refused: {parts}"
+    assert len(read) < 16, f"{len(read)} MiB read before the refusal ended the write (part 2 would be full at 16)"
+    assert store.keys() == [] and store.open_uploads() == []
