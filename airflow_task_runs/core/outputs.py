@@ -104,6 +104,8 @@ FILESYSTEM_EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure"}
 #: object-store part size: S3 needs >= 5 MiB parts (but the last) and at most 10,000 of them
 PART_SIZE = 8 * 1024 * 1024
 MAX_PARTS = 9000
+#: parts of one size before an output of unknown size doubles its part size
+PARTS_PER_SIZE = 1000
 #: S3 parts uploaded at once by one writer (memory: about this many parts + 1);
 #: ``[task_runs] upload_parts_in_flight`` overrides it
 UPLOADS_IN_FLIGHT = 2
@@ -605,7 +607,7 @@ class _StoreKey:
 class _StoreStaged(_StoreKey, _Staged):
     """An fsspec file on the final key that is committed only by ``publish()`` (S3: a multipart upload)."""
 
-    def __init__(self, final: ObjectStoragePath, part_size: int) -> None:
+    def __init__(self, final: ObjectStoragePath, part_size: int, size_known: bool = True) -> None:
         self._take_key(final)
         try:
             self.handle = self.fs.open(self.key, "wb", block_size=part_size, autocommit=False)
@@ -648,10 +650,13 @@ class _S3Staged(_StoreKey, _Staged):
     (``UPLOADS_IN_FLIGHT`` + 1 parts). ``publish()`` completes the upload; ``abandon()`` aborts it.
     """
 
-    def __init__(self, final: ObjectStoragePath, part_size: int) -> None:
+    def __init__(self, final: ObjectStoragePath, part_size: int, size_known: bool = True) -> None:
         self._take_key(final)
         self.bucket, self.object_key, _ = self.fs.split_path(self.key)
         self.part_size = part_size
+        #: an output of unknown size doubles its parts every PARTS_PER_SIZE parts, so S3's 10,000
+        #: parts hold ~4 TiB instead of 78 GiB (memory grows with it only for such outputs)
+        self.grows = not size_known
         self.held: list[memoryview] = []  # the next part's bytes, as received
         self.held_size = 0
         self.pending: list[Any] = []  # concurrent futures of upload_part, in part order
@@ -780,6 +785,8 @@ class _S3Staged(_StoreKey, _Staged):
         part = b"".join(self.held)
         self.held, self.held_size = [], 0
         self._send(part)
+        if self.grows and (len(self.parts) + len(self.pending)) % PARTS_PER_SIZE == 0:
+            self.part_size *= 2
 
     def finish(self) -> None:
         if self.written == 0:  # an empty object: no upload, one empty PUT when published
@@ -958,7 +965,7 @@ class OutputSet:
             return _LocalStaged(final, self._claim)
         fs = final.fs
         if hasattr(fs, "call_s3") and hasattr(fs, "split_path"):  # s3fs
-            return _S3Staged(final, part_size_for(expected_size))
+            return _S3Staged(final, part_size_for(expected_size), size_known=bool(expected_size))
         return _StoreStaged(final, part_size_for(expected_size))
 
     def _claim(self, folder: Path) -> _WriterLock:

@@ -505,3 +505,19 @@ def test_s3_part_refused_by_the_store_ends_the_write_before_the_next_part(task_r
     assert parts == ["1"], f"parts sent after part 1 was refused: {parts}"
     assert len(read) < 16, f"{len(read)} MiB read before the refusal ended the write (part 2 would be full at 16)"
     assert store.keys() == [] and store.open_uploads() == []
+
+
+def test_s3_output_of_unknown_size_grows_its_parts_to_fit_s3s_part_limit(store, monkeypatch):
+    """Without a known size, parts double every PARTS_PER_SIZE parts (every 1,000: ~4 TiB within
+    S3's 10,000 parts instead of 78 GiB at 8 MiB); here every 2, checked on the stored parts."""
+    from airflow_task_runs.core import outputs
+
+    monkeypatch.setattr(outputs, "PARTS_PER_SIZE", 2)
+    data = os.urandom(50 * MIB + 7)
+    write_atomically(store.uri("grown.bin"), (data[i : i + MIB] for i in range(0, len(data), MIB)))
+    assert store.read("grown.bin") == data and store.open_uploads() == []
+    sizes = [
+        store.client.head_object(Bucket=store.bucket, Key=store.prefix + "grown.bin", PartNumber=n)["ContentLength"]
+        for n in range(1, 6)
+    ]
+    assert sizes == [8 * MIB, 8 * MIB, 16 * MIB, 16 * MIB, 2 * MIB + 7], sizes
