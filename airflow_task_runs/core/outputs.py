@@ -485,10 +485,18 @@ class _LocalStaged(_Staged):
     """
 
     def __init__(self, final: ObjectStoragePath, claim: Callable[[Path], _WriterLock]) -> None:
+        from airflow_task_runs.core.errors import DestinationConfigError
+
         self.uri = plain_uri(final)
         self.final = Path(final.path)
         if self.final.is_dir():
             raise _folder_in_the_way(self.uri)
+        room = 255 - len(f"..{'0' * 12}.partial")  # a file name's 255 bytes, less the partial's marks
+        if len(self.final.name.encode()) > room:
+            raise DestinationConfigError(
+                f"{self.uri}: the file name is {len(self.final.name.encode())} bytes; it is written under a hidden "
+                f"partial name first, so at most {room} bytes fit: name the destination file shorter"
+            )
         self.final.parent.mkdir(parents=True, exist_ok=True)
         token = claim(self.final.parent).token
         self.partial = self.final.parent / f".{self.final.name}.{token}.partial"
@@ -912,6 +920,8 @@ class OutputSet:
     def __init__(self) -> None:
         self._staged: list[_Staged] = []
         self._locks: dict[Path, _WriterLock] = {}
+        #: local folders this set created, deepest first: removed (when empty) if nothing is published
+        self._made_dirs: list[Path] = []
         self.uris: list[str] = []
         self.published = False
 
@@ -926,6 +936,12 @@ class OutputSet:
             self.publish()
         finally:
             self._release_locks()
+            if not self.published:
+                for folder in self._made_dirs:
+                    try:
+                        folder.rmdir()  # only if empty: another writer's file keeps it
+                    except OSError:
+                        break
 
     def write(
         self,
@@ -962,6 +978,10 @@ class OutputSet:
 
     def _stage(self, final: ObjectStoragePath, expected_size: int | None) -> _Staged:
         if _is_local(final):
+            folder = Path(final.path).parent
+            while not folder.exists() and folder != folder.parent:
+                self._made_dirs.append(folder)
+                folder = folder.parent
             return _LocalStaged(final, self._claim)
         fs = final.fs
         if hasattr(fs, "call_s3") and hasattr(fs, "split_path"):  # s3fs
