@@ -267,10 +267,16 @@ def resolve_destination(
     from airflow.sdk.io.fs import has_fs
 
     if not has_fs(protocol):
+        from fsspec.registry import known_implementations
+
         package = _filesystem_package(protocol)
-        hint = _install_hint(package) if package else "install the Airflow provider that registers it"
+        if package and package != "fsspec":
+            hint = _install_hint(package)
+        else:  # a filesystem fsspec implements itself (hdfs, sftp, http...): its own requirements
+            needs = known_implementations.get(protocol, {}).get("err")
+            hint = f"{needs + '; ' if needs else ''}install the Airflow provider that registers {protocol}://"
         raise DestinationConfigError(
-            f"{param} {plain_uri(path)!r}: Airflow has no filesystem registered for {protocol}://: {hint}"
+            f"{param} {str(value)!r}: Airflow has no filesystem registered for {protocol}://: {hint}"
         )
     if effective:
         from airflow.sdk import BaseHook

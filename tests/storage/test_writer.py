@@ -537,3 +537,13 @@ def test_local_file_name_too_long_for_its_partial_is_refused_naming_the_limit(ou
     with pytest.raises(DestinationConfigError, match=r"244 bytes.*at most 233 bytes fit"):
         write_bytes_atomically(f"file://{output_dir}/{name}", b"data")
     assert list(output_dir.iterdir()) == []
+
+
+def test_a_scheme_fsspec_implements_itself_names_its_own_requirements_and_keeps_the_host():
+    """hdfs:// needs pyarrow and a provider, not 'install fsspec' (installed already); the URI keeps its host."""
+    from airflow_task_runs.core.outputs import resolve_destination
+
+    with pytest.raises(DestinationConfigError) as caught:
+        resolve_destination("hdfs://namenode/x/")
+    text = str(caught.value)
+    assert "'hdfs://namenode/x/'" in text and "pyarrow" in text and "install fsspec" not in text, text
