@@ -447,7 +447,7 @@ class _FaultingProxy:
 def _through(proxy: _FaultingProxy, task_runs_connections: Any, monkeypatch: Any, conn_id: str) -> None:
     conn = task_runs_connections.aws.airflow_connection()
     conn["extra"]["service_config"]["s3"]["endpoint_url"] = proxy.url
-    conn["extra"]["config_kwargs"] = {"retries": {"mode": "standard", "max_attempts": 3}}
+    conn["extra"]["config_kwargs"] = {"retries": {"mode": "standard", "max_attempts": 2}}
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
 
 
