@@ -131,8 +131,8 @@ def test_failed_item_leaves_nothing_at_the_destination(emu, mocker, tmp_path):
     key = _serve(emu, [good, bad])
     with pytest.raises(OutputIntegrityError, match="3000001"):
         _op(key, destination=f"file://{tmp_path}/out/").execute(_context(mocker))
-    names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == [], names  # all or nothing: the good item 0 is not left behind either
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left == [], left  # all or nothing: the good item 0 is not left, nor the folder the write made
 
 
 def test_truncated_output_is_flagged_and_logged(emu, mocker, captured_logs):
