@@ -14,7 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _HOME = Path(tempfile.mkdtemp(prefix="atr-airflow-home-"))
-atexit.register(shutil.rmtree, _HOME, ignore_errors=True)  # no throwaway homes left in /tmp
+if not os.environ.get("ATR_KEEP_HOME"):  # ATR_KEEP_HOME=1 keeps it, to read a failed run's logs
+    atexit.register(shutil.rmtree, _HOME, ignore_errors=True)  # no throwaway homes left in /tmp
 DAGS_FOLDER = _HOME / "dags"
 DAGS_FOLDER.mkdir()
 for source in (ROOT / "example_dags", ROOT / "tests" / "dag_files"):
@@ -88,8 +89,24 @@ def airflow_deployment(task_runs_emulator):
 
     for cloud in task_runs_emulator.clouds.values():
         cloud.clear_faults()  # a fault another test left unconsumed must not hit the deployment
+        # no trigger fires within ~8 s of its deferral: the scheduler may see the deferred
+        # process's exit up to ~5 s late and then fails a task already resumed (Airflow's race)
+        cloud.demo_running_polls = 8
         cloud.seed_demo()
-    with tempfile.TemporaryDirectory(prefix="atr-deployment-") as home:
+    ncp, aws = task_runs_emulator.ncp, task_runs_emulator.aws
+    shipped = list(ncp.create_lifecycle), list(aws.start_lifecycle)
+    ncp.create_lifecycle = [("registered", 2), ("in_progress", 8), ("completed", 0)]  # runs the DAGs create
+    aws.start_lifecycle = [("PENDING", 1), ("STARTING", 1), ("RUNNING", 8), ("COMPLETED", 0)]
+    import contextlib
+
+    keep = os.environ.get("ATR_KEEP_HOME")  # keep the logs of a failed run to read them
+    place = contextlib.nullcontext(tempfile.mkdtemp(prefix="atr-deployment-")) if keep else None
+    with place or tempfile.TemporaryDirectory(prefix="atr-deployment-") as home:
         dag_files = sorted((ROOT / "example_dags").glob("example_*.py"))
-        with AirflowDeployment(Path(home), dag_files, task_runs_emulator.environment()) as deployment:
-            yield deployment
+        try:
+            with AirflowDeployment(Path(home), dag_files, task_runs_emulator.environment()) as deployment:
+                yield deployment
+        finally:
+            for cloud in task_runs_emulator.clouds.values():
+                cloud.__dict__.pop("demo_running_polls", None)  # later tests seed the demo as it ships
+            ncp.create_lifecycle, aws.start_lifecycle = shipped

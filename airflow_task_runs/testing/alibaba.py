@@ -170,12 +170,12 @@ class RosEmulator(EmulatorServer):
         self.add_task(
             "t-demo-generate-template",
             task_type="GenerateTemplate",
-            lifecycle=[("PENDING", 1), ("WAITING", 1), ("RUNNING", 2), ("SUCCESS", 0)],
+            lifecycle=[("PENDING", 1), ("WAITING", 1), ("RUNNING", self.demo_running_polls), ("SUCCESS", 0)],
         )
         self.add_task(
             "t-demo-fix-template",
             task_type="FixTemplate",
-            lifecycle=[("WAITING", 1), ("RUNNING", 1), ("SUCCESS", 0)],
+            lifecycle=[("WAITING", 1), ("RUNNING", self.demo_running_polls), ("SUCCESS", 0)],
             output={"Result": _template("fixed: VpcName must be 2-128 characters", 2)},
         )
 

@@ -332,7 +332,7 @@ class HealthOmicsEmulator(EmulatorServer):
         """The run and task the example DAG asks for by default (250 log lines: 3 pages of 100)."""
         self.add_run(
             DEMO_RUN_ID,
-            lifecycle=[("STARTING", 1), ("RUNNING", 2), ("COMPLETED", 0)],
+            lifecycle=[("STARTING", 1), ("RUNNING", self.demo_running_polls), ("COMPLETED", 0)],
             outputs={
                 "out/sample.bam": b"BAM\x01" + bytes(range(256)) * 64,
                 "out/variants.vcf": b"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\n",
@@ -342,7 +342,7 @@ class HealthOmicsEmulator(EmulatorServer):
         self.add_task(
             DEMO_RUN_ID,
             DEMO_TASK_ID,
-            lifecycle=[("PENDING", 1), ("RUNNING", 2), ("COMPLETED", 0)],
+            lifecycle=[("PENDING", 1), ("RUNNING", self.demo_running_polls), ("COMPLETED", 0)],
             log_lines=[f"[align] processed chunk {i:04d} of 0250" for i in range(250)],
         )
 

@@ -117,7 +117,7 @@ class NclueEmulator(EmulatorServer):
         rows = "".join(f"{i},customer-{i},{i * 7 % 100}\n" for i in range(1, 1001))
         self.add_run(
             "demo-nclue-run",
-            lifecycle=[("registered", 1), ("in_progress", 2), ("completed", 0)],
+            lifecycle=[("registered", 1), ("in_progress", self.demo_running_polls), ("completed", 0)],
             result=("id,customer,score\n" + rows).encode(),
             result_file_path="results/demo-nclue-run/scores.csv",
         )

@@ -341,7 +341,7 @@ class OciEmulator(EmulatorServer):
         """The runs the example DAG asks for by default, plus the matrix and the 64 MiB output."""
         self.add_task_run(
             "demo-task-run",
-            lifecycle=[("PENDING", 1), ("QUEUED", 1), ("RUNNING", 2), ("SUCCESS", 0)],
+            lifecycle=[("PENDING", 1), ("QUEUED", 1), ("RUNNING", self.demo_running_polls), ("SUCCESS", 0)],
             output_key="demo-output",
         )
         report = "Training finished.\nrows: 120000\naccuracy: 0.931\n"

@@ -122,6 +122,10 @@ class EmulatorServer:
     """A threaded HTTP/1.1 server; subclasses answer requests in :meth:`handle`."""
 
     name = "emulator"
+    #: status reads the demo's runs spend running (seed_demo). A real deployment raises it: the
+    #: scheduler can see a deferred task's process exit seconds late, and a trigger firing before
+    #: that makes Airflow fail the resumed task ("state changed externally"), a race of its own
+    demo_running_polls = 2
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
