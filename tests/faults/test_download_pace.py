@@ -59,42 +59,35 @@ def test_a_steady_slow_download_outlasts_the_budget_and_succeeds(cloud, clean_fa
     assert elapsed > 1.5 * BUDGET, f"took {elapsed:.2f} s: the trickle did not outlast the {BUDGET} s budget"
 
 
-def test_async_answer_with_an_output_is_paced_too(clean_faults, monkeypatch):
+async def _ros_output_async(conn_id: str, ai_task_id: str) -> Any:
+    """GetAITask with its TaskOutput through the async client (the triggerer's transport)."""
     from airflow_task_runs.alibaba.hooks import RosHook
 
+    hook = RosHook(alibaba_ros_conn_id=conn_id)
+    try:
+        return await hook.aget_ai_task(ai_task_id, output=True)
+    finally:
+        await hook.aclose()
+
+
+def test_async_answer_with_an_output_is_paced_too(clean_faults, monkeypatch):
     cloud = RosCase()
     conn_id, ref = _faulted(cloud, clean_faults, monkeypatch, STEADY["alibaba"])
 
-    async def fetch() -> Any:
-        hook = RosHook(alibaba_ros_conn_id=conn_id)
-        try:
-            return await hook.aget_ai_task(ref["task_id"], output=True)
-        finally:
-            await hook.aclose()
-
     started = time.monotonic()
-    task = asyncio.run(fetch())
+    task = asyncio.run(_ros_output_async(conn_id, ref["task_id"]))
     assert time.monotonic() - started > 1.5 * BUDGET
     assert task.TaskOutput == ref["output"]
 
 
 def test_async_answer_under_the_minimum_rate_fails_within_a_window(clean_faults, monkeypatch):
     """The async transport (aiohttp) applies the same pace: a crawl ends within a window, named."""
-    from airflow_task_runs.alibaba.hooks import RosHook
-
     cloud = RosCase()
     conn_id, ref = _faulted(cloud, clean_faults, monkeypatch, CRAWL)
 
-    async def fetch() -> Any:
-        hook = RosHook(alibaba_ros_conn_id=conn_id)
-        try:
-            return await hook.aget_ai_task(ref["task_id"], output=True)
-        finally:
-            await hook.aclose()
-
     started = time.monotonic()
     with pytest.raises(ApiError) as caught:
-        asyncio.run(fetch())
+        asyncio.run(_ros_output_async(conn_id, ref["task_id"]))
     elapsed = time.monotonic() - started
     text = str(caught.value)
     assert "download_min_rate=2048 bytes/s" in text and "download_rate_window=1 s" in text, text
