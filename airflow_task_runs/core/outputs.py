@@ -579,6 +579,7 @@ class _StoreKey:
     uri: str
     fs: Any
     key: str
+    open_uploads: set[str] | None
 
     def _take_key(self, final: ObjectStoragePath) -> None:
         self.uri = plain_uri(final)
@@ -586,7 +587,8 @@ class _StoreKey:
         self.key = final.path
         if self.fs.isdir(self.key):
             raise _folder_in_the_way(self.uri)
-        abort_stale_uploads(self.fs, self.key)
+        #: the uploads to this key still open before this writer starts its own (None: unknown)
+        self.open_uploads = abort_stale_uploads(self.fs, self.key)
 
     def unpublish(self) -> None:
         try:
@@ -694,7 +696,7 @@ class _S3Staged(_StoreKey, _Staged):
         may then hold uploads nobody knows the id of: those (to this key, new since just before,
         still without a part) are aborted before the error goes on. Told apart by id, not by
         time: stores' ``Initiated`` dates are not always real (moto's are fixed)."""
-        before = self._uploads()
+        before = self.open_uploads  # listed by _take_key, stale ones aborted
         try:
             return dict(self.fs.call_s3("create_multipart_upload", Bucket=self.bucket, Key=self.object_key))
         except BaseException:
@@ -848,8 +850,11 @@ class _S3Staged(_StoreKey, _Staged):
             self.upload_id = None
 
 
-def abort_stale_uploads(fs: Any, key: str, max_age: float | None = None) -> int:
+def abort_stale_uploads(fs: Any, key: str, max_age: float | None = None) -> set[str] | None:
     """Abort unfinished S3 multipart uploads to exactly ``key`` that saw no activity for ``max_age`` seconds.
+
+    Returns the ids of the uploads to ``key`` left unfinished (recent ones), or None when the
+    store would not list them.
 
     They are what a killed writer (SIGKILL, OOM) leaves: invisible, but billed. A live writer's
     upload to the same key (a zombie try next to its retry, two DAG runs writing one literal key)
@@ -860,9 +865,10 @@ def abort_stale_uploads(fs: Any, key: str, max_age: float | None = None) -> int:
     from datetime import datetime, timedelta, timezone
 
     if not hasattr(fs, "split_path") or not hasattr(fs, "call_s3"):
-        return 0
+        return None
     cutoff = datetime.now(timezone.utc) - timedelta(seconds=stale_upload_age() if max_age is None else max_age)
-    aborted = kept = 0
+    aborted = 0
+    kept: set[str] = set()
     try:
         bucket, object_key, _ = fs.split_path(key)
         listing = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=object_key)
@@ -870,23 +876,23 @@ def abort_stale_uploads(fs: Any, key: str, max_age: float | None = None) -> int:
             if upload.get("Key") != object_key:
                 continue
             if _last_activity(fs, bucket, object_key, upload, cutoff) >= cutoff:
-                kept += 1
+                kept.add(upload["UploadId"])
                 continue
             fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=object_key, UploadId=upload["UploadId"])
             aborted += 1
     except Exception as exc:  # no permission to list uploads, missing bucket (the write will say): skip
         log.debug("Not checking for stale multipart uploads to %s: %s", key, exc)
-        return aborted
+        return None
     if aborted:
         log.info("Aborted %d unfinished multipart upload(s) to %s left by an interrupted fetch", aborted, key)
     if kept:
         log.warning(
             "%d other unfinished multipart upload(s) to %s are recent, so they may be a live writer's (a zombie "
             "try, or another DAG run writing the same key): left alone. The last upload completed wins",
-            kept,
+            len(kept),
             key,
         )
-    return aborted
+    return kept
 
 
 def _last_activity(fs: Any, bucket: str, key: str, upload: dict[str, Any], cutoff: Any) -> Any:
