@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_task_runs.alibaba.provider_info import ROS_MAX_OUTPUT_BYTES
 from airflow_task_runs.core.connection_test import ConnectionProbe, check_choice, run_probe, single_attempt
 from airflow_task_runs.core.hooks import HttpTaskRunHook, StatusPair, normalize_url
 from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
@@ -55,8 +56,6 @@ ALIBABA_REGIONS = (
     "me-east-1",
     "me-central-1",
 )
-#: largest GetAITask answer read when it carries TaskOutput (extra ``max_output_bytes``)
-DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
 AI_TASK_STATES = StatusTable(
     CLOUD,
@@ -215,7 +214,7 @@ class RosHook(HttpTaskRunHook):
                 check_success_body=_check_success_body,
             ),
             auth=AcsV3Auth(access_key_id, access_key_secret, token),
-            default_max_output_bytes=DEFAULT_MAX_OUTPUT_BYTES,
+            default_max_output_bytes=ROS_MAX_OUTPUT_BYTES,
         )
 
     # -- AI tasks ----------------------------------------------------------------------------

@@ -6,6 +6,9 @@ from typing import Any
 
 from airflow_task_runs.core.conn_fields import max_output_bytes_field
 
+#: largest GetAITask answer read when it carries TaskOutput (held in memory; extra ``max_output_bytes``)
+ROS_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+
 INTEGRATION = "Alibaba Cloud ROS"
 
 PROVIDER_INFO: dict[str, Any] = {
@@ -51,7 +54,7 @@ PROVIDER_INFO: dict[str, Any] = {
                     "label": "Read timeout (s)",
                     "schema": {"type": ["number", "null"], "default": 60},
                 },
-                "max_output_bytes": max_output_bytes_field(64 * 1024 * 1024),
+                "max_output_bytes": max_output_bytes_field(ROS_MAX_OUTPUT_BYTES),
             },
             "ui-field-behaviour": {
                 "hidden-fields": ["schema", "port", "host"],

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+#: largest output a fetch reads to a destination unless the connection says otherwise: no cloud
+#: publishes a limit, and an answer that never ends must still end (the disk is not infinite)
+DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024**3
 
-def max_output_bytes_field(default: int) -> dict[str, Any]:
+
+def max_output_bytes_field(default: int = DEFAULT_MAX_OUTPUT_BYTES) -> dict[str, Any]:
     """The ``max_output_bytes`` extra: the largest output one fetch reads (see core.http.max_output_bytes)."""
     return {
         "label": "Largest output (bytes)",

@@ -27,6 +27,7 @@ import httpx
 import tenacity
 
 from airflow_task_runs.core import bounded_json
+from airflow_task_runs.core.conn_fields import DEFAULT_MAX_OUTPUT_BYTES
 from airflow_task_runs.core.errors import ApiError, MalformedResponseError, model_problem
 
 log = logging.getLogger(__name__)
@@ -162,11 +163,6 @@ def extra_number(
             f"is {value!r}; set {kind} {bound} (or leave it out for the default, {default:g})",
         )
     return number
-
-
-#: largest output a fetch reads to a destination unless the connection says otherwise: no cloud
-#: publishes a limit, and an answer that never ends must still end (the disk is not infinite)
-DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024**3
 
 
 def max_output_bytes(extra: Mapping[str, Any], conn_id: str = "", default: int = DEFAULT_MAX_OUTPUT_BYTES) -> int:

@@ -44,7 +44,7 @@ PROVIDER_INFO: dict[str, Any] = {
                     "label": "Read timeout (s)",
                     "schema": {"type": ["number", "null"], "default": 60},
                 },
-                "max_output_bytes": max_output_bytes_field(16 * 1024**3),
+                "max_output_bytes": max_output_bytes_field(),
             },
             "ui-field-behaviour": {
                 "hidden-fields": ["schema", "port"],

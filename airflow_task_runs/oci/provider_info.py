@@ -71,7 +71,7 @@ PROVIDER_INFO: dict[str, Any] = {
                     "label": "Config file profile",
                     "schema": {"type": ["string", "null"], "default": "DEFAULT"},
                 },
-                "max_output_bytes": max_output_bytes_field(16 * 1024**3),
+                "max_output_bytes": max_output_bytes_field(),
             },
             "ui-field-behaviour": {
                 "hidden-fields": ["schema", "port", "host"],
