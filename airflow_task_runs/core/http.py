@@ -1141,7 +1141,7 @@ class ApiSession:
     async def _aread(self, response: httpx.Response, operation: str | None, max_bytes: int | None = None) -> bytes:
         limit = self._limit(response, operation, max_bytes)
         buf = bytearray()
-        async for chunk in response.aiter_bytes(_READ_CHUNK):
+        async for chunk in response.aiter_bytes():  # as they come: re-chunking them costs a poll's CPU
             buf += chunk
             if len(buf) > limit:
                 raise self._too_large(response, len(buf), operation, limit)
@@ -1180,7 +1180,8 @@ class ApiSession:
         """Validate a response body into ``cls``; a body that does not fit is a MalformedResponseError."""
         from pydantic import ValidationError
 
-        request_id = request_id or self.request_id_of(response)
+        # the body is parsed already: read its request id there, not by parsing the answer again
+        request_id = request_id or self._request_id(response, _body_request_id(body))
         try:
             model = cls.model_validate(body)
         except (ValidationError, RecursionError) as exc:
