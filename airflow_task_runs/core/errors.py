@@ -103,11 +103,14 @@ class RunNotFinishedError(TaskRunsError):
 class OutputTooLargeError(TaskRunsError):
     """A result is over the XCom size guard."""
 
-    def __init__(self, what: str, size: int, limit: int) -> None:
+    def __init__(self, what: str, size: int, limit: int, *, read_whole: bool = True) -> None:
         self.size = size
         self.limit = limit
+        #: False when reading stopped at the limit: ``size`` is where it stopped, not the output's size
+        self.read_whole = read_whole
+        size_text = f"is {size} bytes" if read_whole else f"is more than {limit} bytes (reading stopped at {size})"
         super().__init__(
-            f"{what} is {size} bytes, over the XCom limit of {limit} bytes. "
+            f"{what} {size_text}, over the XCom limit of {limit} bytes. "
             "Pass destination=ObjectStoragePath('s3://bucket/prefix/') (or file://, gs://, ...) to write it "
             "to object storage instead, or raise [task_runs] xcom_max_bytes if your XCom backend can hold it."
         )

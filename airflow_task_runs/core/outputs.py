@@ -86,16 +86,17 @@ def bounded_status(status: RunStatus, logger: Any = None) -> dict[str, Any]:
 
 
 def read_for_xcom(chunks: Iterable[bytes], what: str, limit: int | None = None) -> bytes:
-    """Collect a stream for XCom, stopping as soon as it passes the limit (memory stays bounded)."""
+    """Collect a stream for XCom, stopping as soon as it passes the limit.
+
+    The rest is not read: counting it would download up to ``max_output_bytes`` (16 GiB by
+    default) only to say how much over the limit it is.
+    """
     limit = xcom_max_bytes() if limit is None else limit
     buf = bytearray()
-    stream = iter(chunks)
-    for chunk in stream:
+    for chunk in chunks:
         buf += chunk
         if len(buf) > limit:
-            # Count the rest without keeping it, so the error says how big the output is.
-            total = len(buf) + sum(len(c) for c in stream)
-            raise OutputTooLargeError(what, total, limit)
+            raise OutputTooLargeError(what, len(buf), limit, read_whole=False)
     return bytes(buf)
 
 

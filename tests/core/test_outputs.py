@@ -50,10 +50,19 @@ def test_existing_object_is_replaced_only_when_complete(output_dir):
     assert target.read_bytes() == b"old and complete"
 
 
-def test_xcom_guard_names_destination():
+def test_xcom_guard_names_destination_and_stops_reading_at_the_limit():
+    read: list[bytes] = []
+
+    def chunks():
+        for chunk in (b"x" * 600, b"y" * 600, b"z" * 600):
+            read.append(chunk)
+            yield chunk
+
     with pytest.raises(OutputTooLargeError, match="destination=") as caught:
-        read_for_xcom(iter([b"x" * 600, b"y" * 600, b"z" * 600]), "the result", limit=1000)
-    assert caught.value.size == 1800
+        read_for_xcom(chunks(), "the result", limit=1000)
+    assert len(read) == 2  # the third chunk is never asked for
+    assert (caught.value.size, caught.value.read_whole) == (1200, False)
+    assert "is more than 1000 bytes (reading stopped at 1200)" in str(caught.value)
     assert read_for_xcom(iter([b"x" * 600]), "the result", limit=1000) == b"x" * 600
 
 
