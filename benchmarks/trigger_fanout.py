@@ -7,6 +7,11 @@ signs); each variant runs in a fresh child process, so its CPU time and peak RSS
 
     .venv/bin/python benchmarks/trigger_fanout.py              # all variants, N = 100 1000 2000
     .venv/bin/python benchmarks/trigger_fanout.py 1000 ncp oci  # some of them
+    .venv/bin/python benchmarks/trigger_fanout.py --polls 60 1000 aws-runs  # longer watches
+
+A watch that ends costs a coalesced cloud its own call (HealthOmics reads the ended run with
+GetRun for its event's details), so calls per watch-poll depend on how many polls a watch
+lives: ``--polls`` shows it at lengths closer to real runs (10 polls at 1 s is a short run).
 
 Reported per variant: client CPU ms per watch-poll, API calls per watch-poll (as the server
 counted them), TCP connections opened, peak RSS (VmHWM), wall over the ideal schedule, the
@@ -29,7 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-POLLS = 10
+#: status reads per watch (``--polls N`` sets it for the server and every client process)
+POLLS = int(os.environ.get("FANOUT_POLLS", "10"))
 INTERVAL = 1.0
 IDEAL = (POLLS - 1) * INTERVAL
 HERE = Path(__file__).resolve().parent
@@ -497,6 +503,10 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
 # -- driver ------------------------------------------------------------------------------------
 def main() -> None:
     args = sys.argv[1:]
+    if "--polls" in args:
+        at = args.index("--polls")
+        os.environ["FANOUT_POLLS"] = str(int(args[at + 1]))  # the server and each client read it at import
+        del args[at : at + 2]
     sizes = [int(a) for a in args if a.isdigit()] or list(SIZES)
     variants = [a for a in args if not a.isdigit()] or list(VARIANTS)
     folder = Path(tempfile.mkdtemp(prefix="fanout-"))
