@@ -28,6 +28,7 @@ import tenacity
 
 from airflow_task_runs.core import bounded_json
 from airflow_task_runs.core.conn_fields import DEFAULT_MAX_OUTPUT_BYTES
+from airflow_task_runs.core.content_encoding import ACCEPT_ENCODING, aiter_decoded, iter_decoded
 from airflow_task_runs.core.errors import ApiError, MalformedResponseError, model_problem
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,6 @@ def async_transport_name() -> str:
     return name
 
 
-_READ_CHUNK = 64 * 1024
 #: parsed URLs kept per session (one per watched run; emptied when full)
 _URL_CACHE = 4096
 
@@ -758,6 +758,8 @@ def _transport_hint(exc: Exception, host: str, timeouts: Timeouts, budget: float
             f"the connection to {host} broke mid-answer ({text}): check the service's health and any proxy or "
             "load balancer in between"
         )
+    if isinstance(exc, httpx.DecodingError):
+        return f"the answer from {host} could not be decoded: {text}"
     return f"{type(exc).__name__} talking to {host} ({text}): check the connection's host and the network"
 
 
@@ -839,7 +841,8 @@ class ApiSession:
             "auth": self.auth,
             "timeout": self.timeouts.to_httpx(),
             "verify": _ssl_context(self.verify),
-            "headers": self.headers,
+            # only what core.content_encoding inflates in bounded steps (not br or zstd, whatever is installed)
+            "headers": {"accept-encoding": ACCEPT_ENCODING, **self.headers},
             "follow_redirects": False,
             # a client may serve every trigger of a connection: keep all its connections alive
             # (httpx keeps 20 of 100, so a burst of polls would open and close 80 TLS sessions)
@@ -949,7 +952,7 @@ class ApiSession:
                 response = self.client.send(request, stream=True)
                 try:
                     with self._body_bounds(download):
-                        data = self._read(response, response.iter_bytes(_READ_CHUNK), operation, max_bytes)
+                        data = self._read(response, iter_decoded(response), operation, max_bytes)
                 finally:
                     response.close()
             return self._accept(request, response, data, operation)
@@ -1016,7 +1019,7 @@ class ApiSession:
                 response = self.client.send(request, stream=True)
                 if not response.is_success:  # a redirect's page is no more the answer than an error's
                     try:
-                        data = self._read(response, response.iter_bytes(_READ_CHUNK), operation)
+                        data = self._read(response, iter_decoded(response), operation)
                     finally:
                         response.close()
                     self._accept(request, response, data, operation)
@@ -1141,7 +1144,7 @@ class ApiSession:
     async def _aread(self, response: httpx.Response, operation: str | None, max_bytes: int | None = None) -> bytes:
         limit = self._limit(response, operation, max_bytes)
         buf = bytearray()
-        async for chunk in response.aiter_bytes():  # as they come: re-chunking them costs a poll's CPU
+        async for chunk in aiter_decoded(response):
             buf += chunk
             if len(buf) > limit:
                 raise self._too_large(response, len(buf), operation, limit)

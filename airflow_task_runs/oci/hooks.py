@@ -461,6 +461,8 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
             output_key = run.outputKey
         if not 1 <= len(output_key) <= 100:
             raise ValueError(f"output_key must be 1 to 100 characters, got {len(output_key)}")
+        from airflow_task_runs.core.content_encoding import iter_decoded
+
         session = self.session
         cap = session.max_output_bytes if max_bytes is None else min(max_bytes, session.max_output_bytes)
         path = self._task_run_path(ai_data_platform_id, workspace_key, task_run_key) + "/actions/fetchOutput"
@@ -481,7 +483,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
                     _expect_json(response)
                     with session.download_pace():
                         document, values, size = parse(
-                            response.iter_bytes(_READ_CHUNK),
+                            iter_decoded(response, size=_READ_CHUNK),
                             max_bytes=cap,
                             max_document_bytes=session.max_response_bytes,
                         )

@@ -12,15 +12,6 @@ from airflow_task_runs.core.http import ApiDialect, ApiSession, RetryPolicy, enc
 from airflow_task_runs.ncp.hooks import NclueHook
 
 
-@pytest.fixture
-def ncp(task_runs_connections):
-    emu = task_runs_connections.ncp
-    emu.reset_log()
-    run_id = emu.add_run(lifecycle=[("in_progress", 0)])
-    yield emu, run_id
-    emu.clear_faults()
-
-
 def _polls(emu, run_id):
     return len(emu.requests_to(f"/api/v1/task-runs/{run_id}"))
 
