@@ -695,48 +695,39 @@ class _S3Staged(_StoreKey, _Staged):
     def _create(self) -> dict[str, Any]:
         """Start the upload. botocore and s3fs retry a create whose answer was lost, so the store
         may then hold uploads nobody knows the id of: those (to this key, new since just before,
-        still without a part) are aborted, when the create fails in the end and when botocore's
-        retry of it succeeded. Told apart by id, not by time: stores' ``Initiated`` dates are not
-        always real (moto's are fixed)."""
-        try:
-            upload = dict(self.fs.call_s3("create_multipart_upload", Bucket=self.bucket, Key=self.object_key))
-        except BaseException:
-            self._abort_orphans(ours=None)
-            raise
-        if upload.get("ResponseMetadata", {}).get("RetryAttempts"):
-            self._abort_orphans(ours=upload["UploadId"])
-        return upload
-
-    def _abort_orphans(self, ours: str | None) -> None:
-        """Abort the uploads that retries of this writer's create started: uploads to its key that
-        were not open before it (``open_uploads``), are not ``ours`` and have no part yet."""
+        still without a part) are aborted before the error goes on. Told apart by id, not by
+        time: stores' ``Initiated`` dates are not always real (moto's are fixed)."""
         before = self.open_uploads  # listed by _take_key, stale ones aborted
-        after = self._uploads() if before is not None else None
-        orphans = 0
         try:
-            for upload_id in sorted((after or set()) - (before or set()) - {ours}):
-                parts = self.fs.call_s3(
-                    "list_parts", Bucket=self.bucket, Key=self.object_key, UploadId=upload_id, MaxParts=1
-                )
-                if not parts.get("Parts"):
-                    self.fs.call_s3(
-                        "abort_multipart_upload", Bucket=self.bucket, Key=self.object_key, UploadId=upload_id
+            return dict(self.fs.call_s3("create_multipart_upload", Bucket=self.bucket, Key=self.object_key))
+        except BaseException:
+            after = self._uploads() if before is not None else None
+            orphans = 0
+            try:
+                for upload_id in sorted((after or set()) - (before or set())):
+                    parts = self.fs.call_s3(
+                        "list_parts", Bucket=self.bucket, Key=self.object_key, UploadId=upload_id, MaxParts=1
                     )
-                    orphans += 1
-        except Exception as exc:
-            after = None
-            log.debug("Checking for uploads left by the retried create of %s: %s", self.uri, exc)
-        if after is None:
-            log.warning(
-                "Starting the upload to %s took retries, and whether they left unfinished uploads could not be "
-                "checked: a later write of this key aborts them once stale, as does an "
-                "AbortIncompleteMultipartUpload lifecycle rule on the bucket",
-                self.uri,
-            )
-        elif orphans:
-            log.info(
-                "Aborted %d upload(s) to %s started by retries of a create whose answer was lost", orphans, self.uri
-            )
+                    if not parts.get("Parts"):
+                        self.fs.call_s3(
+                            "abort_multipart_upload", Bucket=self.bucket, Key=self.object_key, UploadId=upload_id
+                        )
+                        orphans += 1
+            except Exception as exc:
+                after = None
+                log.debug("Checking for uploads left by the failed create of %s: %s", self.uri, exc)
+            if after is None:
+                log.warning(
+                    "Starting the upload to %s failed, and whether its retries left unfinished uploads could not be "
+                    "checked: a later write of this key aborts them once stale, as does an "
+                    "AbortIncompleteMultipartUpload lifecycle rule on the bucket",
+                    self.uri,
+                )
+            elif orphans:
+                log.info(
+                    "Aborted %d upload(s) to %s started by retries of a create whose answer was lost", orphans, self.uri
+                )
+            raise
 
     def _send(self, data: bytes) -> None:
         import asyncio

@@ -470,30 +470,6 @@ def test_s3_create_whose_answer_is_lost_leaves_no_unfinished_upload(task_runs_co
     assert store.keys() == [] and store.open_uploads() == [], (store.keys(), store.open_uploads())
 
 
-def test_s3_create_retried_after_a_lost_answer_leaves_only_the_object(task_runs_connections, store, monkeypatch):
-    """The first create's answer is lost and botocore's retry succeeds: the upload the first one
-    started (nobody knows its id) is aborted, and the write completes."""
-    lost = []
-
-    def lose_first_create(method: str, path: str) -> Any:
-        if method == "POST" and path.endswith("?uploads") and not lost:
-            lost.append(path)
-            return "drop"
-        return None
-
-    data = os.urandom(9 * MIB)
-    proxy = _FaultingProxy(task_runs_connections.s3.url, lose_first_create)
-    try:
-        _through(proxy, task_runs_connections, monkeypatch, "s3_losing_once")
-        write_atomically(store.uri("once.bin", conn="s3_losing_once"), iter([data]))
-    finally:
-        proxy.server.shutdown()
-    creates = [p for m, p in proxy.seen if m == "POST" and p.endswith("?uploads")]
-    assert len(creates) == 2, f"the store saw {len(creates)} create(s), not a lost one and its retry"
-    assert store.read("once.bin") == data
-    assert store.open_uploads() == [], store.open_uploads()
-
-
 def test_s3_part_refused_by_the_store_ends_the_write_before_the_next_part(task_runs_connections, store, monkeypatch):
     """Parts go out in the background while the source is read: a part the store refused ends
     the write at the next chunk, not parts later (at 1 TB a part is ~118 MiB), and no later part
