@@ -505,7 +505,10 @@ def main() -> None:
     args = sys.argv[1:]
     if "--polls" in args:
         at = args.index("--polls")
-        os.environ["FANOUT_POLLS"] = str(int(args[at + 1]))  # the server and each client read it at import
+        polls = args[at + 1] if at + 1 < len(args) else ""
+        if not polls.isdigit() or int(polls) < 2:
+            sys.exit(f"--polls takes a whole number of status reads per watch, 2 or more (got {polls!r})")
+        os.environ["FANOUT_POLLS"] = polls  # the server and each client read it at import
         del args[at : at + 2]
     sizes = [int(a) for a in args if a.isdigit()] or list(SIZES)
     variants = [a for a in args if not a.isdigit()] or list(VARIANTS)

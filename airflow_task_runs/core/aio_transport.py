@@ -92,7 +92,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     The session opens on first use inside the running loop and belongs to it, like the client.
     Proxies come from the environment (``HTTPS_PROXY``/``NO_PROXY``), as with httpx. Bodies are
-    handed to httpx undecoded so it decodes ``Content-Encoding`` once, as it always does.
+    handed on undecoded: the session inflates them in bounded steps (core.content_encoding).
     """
 
     def __init__(self, *, ssl_context: ssl.SSLContext | bool, limit: int) -> None:

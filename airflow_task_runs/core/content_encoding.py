@@ -5,8 +5,13 @@ httpx's decoders inflate each network read whole: one 64 KiB read of a gzip bomb
 installed (other packages pull them in) httpx also accepts encodings whose ratio has no
 practical bound. The sessions ask for ``gzip, deflate`` only, read the raw body and inflate it
 here, never more than ``size`` bytes per step, so the caller's cap (``max_response_bytes``,
-``max_output_bytes``) is checked before the next step is taken. An encoding the client did not
-ask for is refused, named.
+``max_output_bytes``) is checked before the next step is taken.
+
+Checked on the way, as a careful reader would: the gzip magic and every member's CRC and length
+(zlib checks them; a body of several gzip members is read whole), ``deflate`` with or without
+its zlib wrapper (told apart by the header, not by a failed first try), a body cut before its
+compressed stream ended, and bytes after its end (refused: zlib would otherwise keep them all).
+An encoding the client did not ask for is refused, named.
 """
 
 from __future__ import annotations
@@ -20,54 +25,107 @@ import httpx
 ACCEPT_ENCODING = "gzip, deflate"
 #: the largest piece one decoding step hands on
 STEP = 64 * 1024
+_GZIP = zlib.MAX_WBITS | 16
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class UndecodableBody(httpx.DecodingError):
+    """The body could not be decoded; ``retryable`` says whether asking again may help (a body
+    cut short may come whole next time; an encoding refused or trailing junk will not)."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class Inflater:
-    """One body's decoder: ``feed`` raw bytes, take pieces of at most ``size`` bytes each."""
+    """One body's decoder: ``feed`` raw bytes, take pieces of at most ``size`` bytes each; ``end``."""
 
     def __init__(self, content_encoding: str | None, size: int = STEP) -> None:
         encoding = (content_encoding or "").strip().lower()
         self.size = size
-        self._raw_deflate_tried = False
+        self._z: zlib._Decompress | None = None
+        self._held = b""  # the first bytes of a stream, until its header says how to read it
+        self._members = 0  # compressed streams begun
         if encoding in ("", "identity"):
-            self._z = None
+            self._kind: str | None = None
         elif encoding in ("gzip", "x-gzip"):
-            self._z = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        elif encoding == "deflate":  # zlib-wrapped, as the RFC says; raw deflate as servers often send
-            self._z = zlib.decompressobj()
+            self._kind = "gzip"
+        elif encoding == "deflate":
+            self._kind = "deflate"
         else:
-            raise httpx.DecodingError(
-                f"the answer is Content-Encoding {content_encoding!r}, which this client does not accept "
-                f"(it asks for {ACCEPT_ENCODING!r} or none): a proxy or server ignoring Accept-Encoding"
+            shown = content_encoding if len(content_encoding or "") <= 60 else f"{(content_encoding or '')[:60]}..."
+            raise UndecodableBody(
+                f"the answer is Content-Encoding {shown!r}, which this client does not accept "
+                f"(it asks for {ACCEPT_ENCODING!r} or none): a proxy or server ignoring Accept-Encoding",
+                retryable=False,
             )
-        self._started = False
+
+    def _begin(self) -> zlib._Decompress | None:
+        """The next stream's decompressor, once two bytes of it are held (None: wait for more)."""
+        if len(self._held) < 2:
+            return None
+        if self._kind == "gzip":
+            if not self._held.startswith(_GZIP_MAGIC):
+                raise (
+                    self._junk()
+                    if self._members
+                    else UndecodableBody("the answer says Content-Encoding gzip but is not gzip data", retryable=False)
+                )
+            z = zlib.decompressobj(_GZIP)
+        elif self._members:  # deflate is one stream
+            raise self._junk()
+        else:  # RFC 9110 deflate is zlib-wrapped; many servers send it raw: the header tells
+            cmf, flg = self._held[0], self._held[1]
+            wrapped = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
+            z = zlib.decompressobj() if wrapped else zlib.decompressobj(-zlib.MAX_WBITS)
+        self._members += 1
+        return z
+
+    @staticmethod
+    def _junk() -> UndecodableBody:
+        return UndecodableBody("the answer has data after the end of its compressed body", retryable=False)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        if self._z is None:
+        if self._kind is None:
             if data:
                 yield data
             return
         while data:
+            if self._z is None:
+                self._held += data
+                self._z = self._begin()
+                if self._z is None:
+                    return
+                data, self._held = self._held, b""
             try:
                 out = self._z.decompress(data, self.size)
             except zlib.error as exc:
-                if self._started or self._raw_deflate_tried or self._z.unused_data:
-                    raise httpx.DecodingError(f"the answer's compressed body is damaged: {exc}") from None
-                self._raw_deflate_tried = True  # "deflate" without its zlib wrapper
-                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
-                continue
-            self._started = True
-            data = self._z.unconsumed_tail
+                raise UndecodableBody(f"the answer's compressed body is damaged ({exc})", retryable=True) from None
             if out:
                 yield out
+            if self._z.eof:  # this stream ended: what follows may only be another gzip member
+                data, self._z = self._z.unused_data, None
+            else:
+                data = self._z.unconsumed_tail
 
     def end(self) -> bytes:
-        if self._z is None:
+        """What is left once the body is read; a compressed stream that did not end is refused."""
+        if self._kind is None:
             return b""
+        if self._z is None:
+            if not self._held:
+                return b""  # every stream ended, or nothing came at all (HEAD, 204, 304)
+            if self._members:
+                raise self._junk()
+            raise UndecodableBody("the answer's compressed body is cut short", retryable=True)
         try:
-            return self._z.flush()  # what is left once every input byte went in: under one step
+            tail = self._z.flush()  # what zlib still holds: under one step
         except zlib.error as exc:
-            raise httpx.DecodingError(f"the answer's compressed body is cut short: {exc}") from None
+            raise UndecodableBody(f"the answer's compressed body is damaged ({exc})", retryable=True) from None
+        if not self._z.eof:
+            raise UndecodableBody("the answer's compressed body is cut short", retryable=True)
+        return tail
 
 
 def iter_decoded(response: httpx.Response, raw: Iterable[bytes] | None = None, size: int = STEP) -> Iterator[bytes]:

@@ -28,7 +28,7 @@ import tenacity
 
 from airflow_task_runs.core import bounded_json
 from airflow_task_runs.core.conn_fields import DEFAULT_MAX_OUTPUT_BYTES
-from airflow_task_runs.core.content_encoding import ACCEPT_ENCODING, aiter_decoded, iter_decoded
+from airflow_task_runs.core.content_encoding import ACCEPT_ENCODING, UndecodableBody, aiter_decoded, iter_decoded
 from airflow_task_runs.core.errors import ApiError, MalformedResponseError, model_problem
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ def async_transport_name() -> str:
 
 #: parsed URLs kept per session (one per watched run; emptied when full)
 _URL_CACHE = 4096
+#: ``request_id_of``'s "no body given": the answer is parsed to look for one
+_UNPARSED: Any = object()
 
 
 @dataclass(frozen=True)
@@ -952,7 +954,7 @@ class ApiSession:
                 response = self.client.send(request, stream=True)
                 try:
                     with self._body_bounds(download):
-                        data = self._read(response, iter_decoded(response), operation, max_bytes)
+                        data = self._read(response, operation, max_bytes)
                 finally:
                     response.close()
             return self._accept(request, response, data, operation)
@@ -1019,7 +1021,7 @@ class ApiSession:
                 response = self.client.send(request, stream=True)
                 if not response.is_success:  # a redirect's page is no more the answer than an error's
                     try:
-                        data = self._read(response, iter_decoded(response), operation)
+                        data = self._read(response, operation)
                     finally:
                         response.close()
                     self._accept(request, response, data, operation)
@@ -1127,30 +1129,57 @@ class ApiSession:
             raise self._too_large(response, int(declared), operation, limit)
         return limit
 
-    def _read(
-        self, response: httpx.Response, chunks: Iterator[bytes], operation: str | None, max_bytes: int | None = None
-    ) -> bytes:
-        """The whole body, never more than ``max_response_bytes`` of it in memory."""
+    def _read(self, response: httpx.Response, operation: str | None, max_bytes: int | None = None) -> bytes:
+        """The whole body, decoded, never more than ``max_response_bytes`` of it in memory."""
         limit = self._limit(response, operation, max_bytes)
         buf = bytearray()
-        for chunk in chunks:
-            buf += chunk
-            if len(buf) > limit:
-                raise self._too_large(response, len(buf), operation, limit)
-        data = bytes(buf)
-        response._content = data  # what response.content / .json() read from now on
-        return data
+        try:
+            for chunk in iter_decoded(response):
+                self._take(buf, chunk, response, operation, limit)
+        except UndecodableBody as exc:
+            self._undecodable(response, exc, operation, buf)
+        return self._keep(response, buf)
 
     async def _aread(self, response: httpx.Response, operation: str | None, max_bytes: int | None = None) -> bytes:
         limit = self._limit(response, operation, max_bytes)
         buf = bytearray()
-        async for chunk in aiter_decoded(response):
-            buf += chunk
-            if len(buf) > limit:
-                raise self._too_large(response, len(buf), operation, limit)
+        try:
+            async for chunk in aiter_decoded(response):
+                self._take(buf, chunk, response, operation, limit)
+        except UndecodableBody as exc:
+            self._undecodable(response, exc, operation, buf)
+        return self._keep(response, buf)
+
+    def _take(self, buf: bytearray, chunk: bytes, response: httpx.Response, operation: str | None, limit: int) -> None:
+        buf += chunk
+        if len(buf) > limit:
+            raise self._too_large(response, len(buf), operation, limit)
+
+    @staticmethod
+    def _keep(response: httpx.Response, buf: bytearray) -> bytes:
         data = bytes(buf)
-        response._content = data
+        response._content = data  # what response.content / .json() read from now on
         return data
+
+    def _undecodable(
+        self, response: httpx.Response, exc: UndecodableBody, operation: str | None, buf: bytearray
+    ) -> None:
+        """A success whose body cannot be decoded is an error; an error's body is dropped, its status speaks."""
+        if not response.is_success:
+            buf.clear()
+            return
+        raise ApiError(
+            cloud=self.dialect.cloud,
+            status_code=response.status_code,
+            code="UndecodableBody",
+            message=str(exc),
+            request_id=self._request_id(response),
+            method=response.request.method,
+            path=response.request.url.path,
+            host=self.host,
+            operation=operation,
+            retryable=exc.retryable,
+        ) from None
 
     @contextmanager
     def _mapped(self, request: httpx.Request, operation: str | None) -> Iterator[None]:
@@ -1158,7 +1187,10 @@ class ApiSession:
         try:
             yield
         except (httpx.TransportError, httpx.DecodingError) as exc:
+            # a body streamed by the caller (a download) that cannot be decoded: asking again helps
+            # only when it was cut short
             expired = deadline_expired() or too_slow(exc) is not None
+            retryable = not expired and getattr(exc, "retryable", True)
             raise ApiError(
                 cloud=self.dialect.cloud,
                 status_code=None,
@@ -1169,7 +1201,7 @@ class ApiSession:
                 path=request.url.path,
                 host=self.host,
                 operation=operation,
-                retryable=not expired,
+                retryable=retryable,
             ) from None
 
     def _sent_request_id(self, request: httpx.Request) -> str | None:
@@ -1183,8 +1215,7 @@ class ApiSession:
         """Validate a response body into ``cls``; a body that does not fit is a MalformedResponseError."""
         from pydantic import ValidationError
 
-        # the body is parsed already: read its request id there, not by parsing the answer again
-        request_id = request_id or self._request_id(response, _body_request_id(body))
+        request_id = request_id or self.request_id_of(response, body)
         try:
             model = cls.model_validate(body)
         except (ValidationError, RecursionError) as exc:
@@ -1203,9 +1234,14 @@ class ApiSession:
             model.request_id = request_id
         return model
 
-    def request_id_of(self, response: httpx.Response) -> str | None:
-        """The cloud's request id for a response (header first, then body), for logs and XCom."""
-        return self._request_id(response, _body_request_id(_json_or_none(response)))
+    def request_id_of(self, response: httpx.Response, body: Any = _UNPARSED) -> str | None:
+        """The cloud's request id for a response (header first, then body), for logs and XCom.
+
+        Pass the ``body`` already parsed, if any: parsing the answer again costs a poll's CPU.
+        """
+        if body is _UNPARSED:
+            body = _json_or_none(response)
+        return self._request_id(response, _body_request_id(body))
 
     def _request_id(self, response: httpx.Response, body_id: str | None = None) -> str | None:
         for name in self.dialect.request_id_headers:

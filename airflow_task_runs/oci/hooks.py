@@ -338,21 +338,28 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         self, session: ApiSession, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> tuple[Any, httpx.Response]:
         request_id = new_request_id()
-        body, response = session.request_json(
-            method, path, headers={"opc-request-id": request_id, **(headers or {})}, **kwargs
-        )
-        log.info("%s %s %s: opc-request-id %s", CLOUD, method, path, session.request_id_of(response) or request_id)
-        return body, response
+        answer = session.request_json(method, path, headers={"opc-request-id": request_id, **(headers or {})}, **kwargs)
+        return self._logged(session, method, path, request_id, answer)
 
     async def _acall(
         self, session: ApiSession, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> tuple[Any, httpx.Response]:
         request_id = new_request_id()
-        body, response = await session.arequest_json(
+        answer = await session.arequest_json(
             method, path, headers={"opc-request-id": request_id, **(headers or {})}, **kwargs
         )
-        log.info("%s %s %s: opc-request-id %s", CLOUD, method, path, session.request_id_of(response) or request_id)
-        return body, response
+        return self._logged(session, method, path, request_id, answer)
+
+    @staticmethod
+    def _logged(
+        session: ApiSession, method: str, path: str, request_id: str, answer: tuple[Any, httpx.Response]
+    ) -> tuple[Any, httpx.Response]:
+        """The call's opc-request-id in the log (what OCI support asks for), read from the parsed answer."""
+        body, response = answer
+        log.info(
+            "%s %s %s: opc-request-id %s", CLOUD, method, path, session.request_id_of(response, body) or request_id
+        )
+        return answer
 
     @staticmethod
     def _model(
@@ -543,7 +550,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
                 status_code=response.status_code,
                 code=None,
                 message="the MLflow runs/get response has no 'run' object",
-                request_id=session.request_id_of(response),
+                request_id=session.request_id_of(response, body),
                 method="GET",
                 path=response.request.url.path,
             )
