@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from botocore.config import Config
 
     from airflow_task_runs.aws.models import Run, RunListItem, RunTask, TaskListItem
+    from airflow_task_runs.aws.omics_rest import OmicsRestClient
     from airflow_task_runs.core.http import RetryPolicy, Timeouts
 
 CLOUD = "AWS HealthOmics"
@@ -241,6 +242,8 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         self._async_stack: contextlib.AsyncExitStack | None = None
         self._async_client: Any = None
         self._async_client_lock: asyncio.Lock | None = None
+        #: the triggerer's HealthOmics calls (aws.omics_rest), on the aiobotocore client's settings
+        self._omics: OmicsRestClient | None = None
         #: the last ListRuns of the active statuses (coalesced run watches)
         self._active_runs: RecentListing[RunListItem] = RecentListing()
         self._logs_client: Any = None
@@ -327,7 +330,10 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         """The aiobotocore ``omics`` client, opened once and kept until :meth:`aclose`.
 
         Built like the amazon provider's own triggers do (``get_async_conn``): the connection
-        is read in a worker thread, never on the triggerer's event loop.
+        is read in a worker thread, never on the triggerer's event loop. The hook's own async
+        calls go through :meth:`aomics`, which takes its endpoint, region, credentials and
+        settings from this client; the client stays guarded (size cap, retry window) for any
+        call made on it directly.
         """
         if self._async_client is not None:
             return self._async_client
@@ -366,35 +372,58 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         with _mapped(operation, what, cloud, client.meta.endpoint_url), request_deadline(self.budget):
             yield
 
-    async def _abounded(self, call: Any) -> Any:
-        """An aiobotocore call within the budget: cancelled (and named) when it runs past it.
+    async def aomics(self) -> OmicsRestClient:
+        """The triggerer's HealthOmics client (:mod:`airflow_task_runs.aws.omics_rest`), built once.
 
-        The deadline is set for the call too, so botocore's retries stop within ``retry_max_elapsed``
-        (the guard turns down a backoff past it) and the call ends with the service's own error.
+        It signs and sends the async status, list and cancel calls itself, on the shared httpx
+        session, with what the aiobotocore client of :meth:`aclient` resolved: endpoint, region,
+        credentials (refreshed by aiobotocore), TLS, retry attempts and timeouts. Built in a
+        worker thread, never on the triggerer's event loop.
         """
+        if self._omics is not None:
+            return self._omics
         import asyncio
 
-        from airflow_task_runs.core.http import request_deadline
+        client = await self.aclient()
+        async with self._async_client_lock or asyncio.Lock():
+            if self._omics is None:
+                self._omics = await asyncio.to_thread(self._build_omics, client)
+        return self._omics
 
-        budget = self.budget
-        try:
-            with request_deadline(budget):
-                return await asyncio.wait_for(call, budget)
-        except asyncio.TimeoutError:
-            raise ApiError(
-                cloud=CLOUD,
-                status_code=None,
-                code="Timeout",
-                message=f"no complete answer within the call's time budget of {budget:g} s (retry_max_elapsed + "
-                "read_timeout), retries included: the service is too slow or trickling its answer",
-                host=self._async_client.meta.endpoint_url if self._async_client is not None else None,
-            ) from None
+    def _build_omics(self, client: Any) -> OmicsRestClient:
+        from airflow_task_runs.aws.omics_rest import OmicsRestClient
+        from airflow_task_runs.core.shared import rate_from_extra, rate_limiter
+
+        conn_id = self.aws_conn_id or ""
+        extra = self.conn_config.extra_config or {}
+        rate = rate_from_extra(extra, None, conn_id)
+
+        async def mask(credentials: Any) -> None:  # refreshed (assumed-role) keys and tokens
+            import asyncio
+
+            from airflow_task_runs.core.secrets import mask_secrets
+
+            await asyncio.to_thread(mask_secrets, credentials.secret_key, credentials.token)
+
+        return OmicsRestClient.from_aiobotocore(
+            client,
+            extra=extra,
+            conn_id=conn_id,
+            max_response_bytes=self._max_response_bytes(),
+            limiter=rate_limiter(self.conn_type or "aws", conn_id, rate),
+            on_credentials=mask,
+        )
 
     async def aclose(self) -> None:
-        """Close the async client; safe to call more than once (the core trigger calls it)."""
+        """Close the async clients; safe to call more than once (the core trigger calls it)."""
+        omics, self._omics = self._omics, None
         stack, self._async_stack, self._async_client = self._async_stack, None, None
-        if stack is not None:
-            await stack.aclose()
+        try:
+            if omics is not None:
+                await omics.aclose()
+        finally:
+            if stack is not None:
+                await stack.aclose()
 
     def close(self) -> None:
         """Nothing to release: boto3's client pool lives as long as the hook."""
@@ -435,9 +464,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
     async def aget_run(self, run_id: str) -> Run:
         self._check_ids(run_id)
-        client = await self.aclient()
-        with _mapped("GetRun", f"run {run_id}", host=client.meta.endpoint_url):
-            return self._run(await self._abounded(client.get_run(id=run_id)))
+        return await (await self.aomics()).get_run(run_id)
 
     def get_run_task(self, run_id: str, run_task_id: str) -> RunTask:
         """``GetRunTask``: one task of a run, every field of the API page and of botocore's shape."""
@@ -448,9 +475,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
     async def aget_run_task(self, run_id: str, run_task_id: str) -> RunTask:
         self._check_ids(run_id, run_task_id)
-        client = await self.aclient()
-        with _mapped("GetRunTask", f"run {run_id}, task {run_task_id}", host=client.meta.endpoint_url):
-            return self._run_task(await self._abounded(client.get_run_task(id=run_id, taskId=run_task_id)))
+        return await (await self.aomics()).get_run_task(run_id, run_task_id)
 
     def list_run_tasks(self, run_id: str, status: str | None = None) -> list[TaskListItem]:
         """``ListRunTasks``, every page; ``status`` filters on the task's status word."""
@@ -468,40 +493,13 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         return items
 
     async def alist_run_tasks(self, run_id: str, status: str | None = None) -> list[TaskListItem]:
-        from airflow_task_runs.aws.models import TaskListItem
-
+        """Every page, within one call's time budget; a ``nextToken`` sent twice is refused (``ListingLoop``)."""
         self._check_ids(run_id)
-        params: dict[str, Any] = {"id": run_id}
-        if status:
-            params["status"] = status
-        client = await self.aclient()
-        items: list[TaskListItem] = []
-
-        async def every_page() -> None:
-            async for page in client.get_paginator("list_run_tasks").paginate(**params):
-                items.extend(TaskListItem.model_validate(item) for item in page.get("items", []))
-
-        with _mapped("ListRunTasks", f"run {run_id}", host=client.meta.endpoint_url):
-            await self._abounded(every_page())
-        return items
+        return await (await self.aomics()).list_run_tasks(run_id, status or None)
 
     async def alist_runs(self, status: str, max_pages: int = MAX_ACTIVE_RUN_PAGES) -> list[RunListItem]:
         """``ListRuns`` of one status, at most ``max_pages`` pages of 100."""
-        from airflow_task_runs.aws.models import RunListItem
-
-        client = await self.aclient()
-        items: list[RunListItem] = []
-
-        async def pages() -> None:
-            paginator = client.get_paginator("list_runs").paginate(
-                status=status, PaginationConfig={"PageSize": 100, "MaxItems": 100 * max_pages}
-            )
-            async for page in paginator:
-                items.extend(RunListItem.model_validate(item) for item in page.get("items", []))
-
-        with _mapped("ListRuns", f"runs {status}", host=client.meta.endpoint_url):
-            await self._abounded(pages())
-        return items
+        return await (await self.aomics()).list_runs(status, max_pages)
 
     # -- status (the core contract) ----------------------------------------------------------
     @staticmethod
@@ -813,10 +811,8 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
     async def acancel_run(self, run_id: str) -> bool:
         if not self._cancel_needed(await self.aget_run(run_id)):
             return False
-        client = await self.aclient()
-        with _mapped("CancelRun", f"run {run_id}", host=client.meta.endpoint_url):
-            await self._abounded(client.cancel_run(id=run_id))
-        self.log.info("Cancelled HealthOmics run %s", run_id)
+        request_id = await (await self.aomics()).cancel_run(run_id)
+        self.log.info("Cancelled HealthOmics run %s [request id %s]", run_id, request_id)
         return True
 
     # -- UI ----------------------------------------------------------------------------------
