@@ -214,11 +214,17 @@ class ResponseShapes:
         ]
 
         def convert(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise ValueError(f"a JSON {type(value).__name__} where the model has a {shape.name} object")
             out = {}
-            for name, json_name, converter in members:
-                raw = value.get(json_name)
-                if raw is not None:
-                    out[name] = raw if converter is None else converter(raw)
+            name = ""
+            try:
+                for name, json_name, converter in members:
+                    raw = value.get(json_name)
+                    if raw is not None:
+                        out[name] = raw if converter is None else converter(raw)
+            except (ValueError, TypeError, AttributeError) as exc:  # botocore could not convert it either
+                raise ValueError(f"{name}: {exc}") from None
             return out
 
         return convert
@@ -227,8 +233,6 @@ class ResponseShapes:
         """``body`` as botocore's parser returns it for ``operation`` (without ResponseMetadata)."""
         if body is None:
             return {}
-        if not isinstance(body, dict):
-            raise ValueError(f"the answer is a JSON {type(body).__name__}, not an object")
         converter = self._by_operation[operation]
         return {} if converter is None else dict(converter(body))
 

@@ -21,6 +21,7 @@ aiobotocore's refreshable credentials renew themselves (asynchronously) when nea
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import time
@@ -33,6 +34,8 @@ import httpx
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: headers a previous signature of the same request left (a retry is sent again, signed afresh)
+_STALE = ("authorization", "x-amz-date", "x-amz-security-token")
 
 
 def _quote(text: str, safe: str = "-_.~") -> str:
@@ -57,11 +60,13 @@ def _remove_dot_segments(path: str) -> str:
     return first + "/".join(kept) + last
 
 
+@functools.lru_cache(maxsize=4096)  # a watch asks for the same path every poll
 def canonical_path(raw_path: str) -> str:
     """The path as sent (already percent-encoded), normalised and encoded once more (``/`` and ``~`` kept)."""
     return _quote(_remove_dot_segments(raw_path), safe="/~")
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_query(raw_query: str) -> str:
     """The query as sent, each key and value decoded and re-encoded per RFC 3986, sorted by key then value."""
     if not raw_query:
@@ -83,12 +88,6 @@ def host_header(url: httpx.URL) -> str:
     if port is not None and port != _DEFAULT_PORTS.get(url.scheme):
         host = f"{host}:{port}"
     return host
-
-
-def signed_header_names(headers: httpx.Headers) -> list[str]:
-    """``host``, ``content-type`` (if sent) and every ``x-amz-*`` header, lower-cased and sorted."""
-    names = {name.lower() for name in headers}  # httpx lower-cases them already
-    return sorted(n for n in names if n in ("host", "content-type") or n.startswith("x-amz-"))
 
 
 def amz_date(epoch_seconds: float) -> str:
@@ -143,24 +142,29 @@ class SigV4Auth(httpx.Auth):
         access_key, secret_key, token = credentials.access_key, credentials.secret_key, credentials.token
         date_time = amz_date(self._clock() if when is None else when)
         headers = request.headers
-        headers.pop("authorization", None)
+        for stale in _STALE:  # a retry is signed afresh
+            if stale in headers:
+                del headers[stale]
         headers["x-amz-date"] = date_time
-        headers.pop("x-amz-security-token", None)
         if token:
             headers["x-amz-security-token"] = token
-        if "host" not in headers:
-            headers["host"] = host_header(request.url)
-        signed = signed_header_names(headers)
+        signed: dict[str, str] = {}
+        for name, value in headers.multi_items():  # names lower-cased by httpx
+            if name == "host" or name == "content-type" or name.startswith("x-amz-"):
+                value = " ".join(value.split())
+                signed[name] = f"{signed[name]},{value}" if name in signed else value
+        if "host" not in signed:
+            signed["host"] = headers["host"] = host_header(request.url)
+        names = sorted(signed)
         path, _, query = request.url.raw_path.decode("ascii").partition("?")
-        canonical_headers = "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in signed)
         body = request.content
         canonical = "\n".join(
             (
-                request.method.upper(),
+                request.method,
                 canonical_path(path),
                 canonical_query(query),
-                canonical_headers,
-                ";".join(signed),
+                "".join(f"{name}:{signed[name]}\n" for name in names),
+                ";".join(names),
                 hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256,
             )
         )
@@ -169,7 +173,7 @@ class SigV4Auth(httpx.Auth):
         string_to_sign = f"{ALGORITHM}\n{date_time}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         signature = hmac.new(self._signing_key(secret_key, date), string_to_sign.encode(), "sha256").hexdigest()
         headers["authorization"] = (
-            f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={';'.join(signed)}, Signature={signature}"
+            f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={';'.join(names)}, Signature={signature}"
         )
         return request
 

@@ -1,0 +1,377 @@
+"""The triggerer's HealthOmics client (aws.omics_rest) against boto3 and the emulator.
+
+The async calls no longer go through aiobotocore: these tests hold them to what the boto3 path
+(the worker's, unchanged) returns for the same run, byte for byte, and to the errors, retries,
+bounds and endpoints users had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from airflow_task_runs.aws.hooks import HealthOmicsHook
+from airflow_task_runs.core.errors import ApiError, MalformedResponseError
+from airflow_task_runs.testing.aws import throttling_fault
+from airflow_task_runs.testing.sensors import defer, run_trigger, task_context
+
+
+def _async(call, **hook_kwargs):
+    """``call(hook)`` on a fresh hook in a fresh event loop, the hook closed after."""
+
+    async def scenario():
+        hook = HealthOmicsHook(**hook_kwargs)
+        try:
+            return await call(hook)
+        finally:
+            await hook.aclose()
+
+    return asyncio.run(scenario())
+
+
+def _dumped(status) -> str:
+    """A RunStatus as the trigger's event carries it, as JSON text (key order included)."""
+    return json.dumps(status.to_dict())
+
+
+# -- the same answers as boto3 ----------------------------------------------------------------
+RUN_STATES = [
+    pytest.param([("COMPLETED", 0)], {}, id="completed"),
+    pytest.param([("FAILED", 0)], {"failure_reason": "OUT_OF_DISK", "status_message": "scratch full"}, id="failed"),
+    pytest.param([("RUNNING", 0)], {}, id="running"),
+    pytest.param([("CANCELLED", 0)], {}, id="cancelled"),
+]
+
+
+@pytest.mark.parametrize(("lifecycle", "fields"), RUN_STATES)
+def test_run_status_is_boto3s_byte_for_byte(emu, lifecycle, fields):
+    run_id = emu.add_run(lifecycle=lifecycle, **fields)
+    sync = HealthOmicsHook().get_run_status(run_id)
+    new = _async(lambda hook: hook.aget_run_status(run_id))
+    assert _dumped(new).replace(new.request_id, "") == _dumped(sync).replace(sync.request_id, "")
+    assert new.request_id and new.request_id != sync.request_id  # each answer's own
+    assert new.details["creationTime"].endswith("Z") and "outputUriPrefixMode" in new.details
+
+
+@pytest.mark.parametrize(("lifecycle", "fields"), RUN_STATES)
+def test_task_status_is_boto3s_byte_for_byte(emu, lifecycle, fields):
+    run_id = emu.add_run(lifecycle=[("FAILED", 0)], failure_reason="X", status_message="a task failed")
+    task_id = emu.add_task(run_id, lifecycle=lifecycle, **fields)
+    sync = HealthOmicsHook().get_task_status(run_id, task_id)
+    new = _async(lambda hook: hook.aget_task_status(run_id, task_id))
+    assert _dumped(new).replace(new.request_id, "") == _dumped(sync).replace(sync.request_id, "")
+    if fields:
+        assert new.message == "OUT_OF_DISK: scratch full"
+
+
+def test_the_deferred_sensors_terminal_event_is_what_poke_mode_returns(emu):
+    from airflow_task_runs.aws.sensors import HealthOmicsRunSensor
+
+    run_id = emu.add_run(lifecycle=[("RUNNING", 1), ("FAILED", 0)], failure_reason="OOM", status_message="killed")
+    sensor = HealthOmicsRunSensor(task_id="wait", run_id=run_id, deferrable=True, poke_interval=0.05, timeout=60)
+    _, trigger = defer(sensor, task_context())
+    event = run_trigger(trigger)
+    alone = HealthOmicsHook().get_run_status(run_id).to_dict()
+    assert event["status"]["details"] == alone["details"]
+    assert json.dumps(event["status"]["details"]) == json.dumps(alone["details"])
+    assert event["status"]["message"] == alone["message"] == "OOM: killed"
+
+
+def test_list_run_tasks_items_are_boto3s(emu):
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    for i in range(130):
+        emu.add_task(run_id, lifecycle=[("COMPLETED" if i % 2 else "RUNNING", 0)])
+    sync = HealthOmicsHook().list_run_tasks(run_id)
+    emu.reset_log()
+    new = _async(lambda hook: hook.alist_run_tasks(run_id))
+    assert json.dumps([t.model_dump(mode="json") for t in new]) == json.dumps([t.model_dump(mode="json") for t in sync])
+    assert len(new) == 130 and len(emu.requests_to(f"/run/{run_id}/task")) == 2  # 100 + 30
+    completed = _async(lambda hook: hook.alist_run_tasks(run_id, status="COMPLETED"))
+    assert len(completed) == 65 and {t.status for t in completed} == {"COMPLETED"}
+
+
+def test_list_runs_items_are_boto3s(emu):
+    from airflow_task_runs.aws.models import RunListItem
+
+    mine = {emu.add_run(lifecycle=[("STARTING", 0)]) for _ in range(3)}
+    client = HealthOmicsHook().client
+    sync = [
+        RunListItem.model_validate(item)
+        for page in client.get_paginator("list_runs").paginate(status="STARTING")
+        for item in page["items"]
+        if item["id"] in mine
+    ]
+    new = [item for item in _async(lambda hook: hook.alist_runs("STARTING")) if item.id in mine]
+    assert len(new) == 3
+    assert json.dumps([r.model_dump(mode="json") for r in new]) == json.dumps([r.model_dump(mode="json") for r in sync])
+
+
+BODIES = {
+    "GetRun": {
+        "id": "1",
+        "status": "COMPLETED",
+        "creationTime": "2026-11-23T00:00:00.123Z",
+        "startTime": 1764000000,
+        "stopTime": "2026-11-23T10:00:00+02:00",
+        "priority": "7",
+        "storageCapacity": 1200.0,
+        "failureReason": None,
+        "parameters": {"nested": [1, {"b": None}], "t": "2026-01-01T00:00:00Z"},
+        "logLocation": {"runLogStream": "arn:aws:logs:x", "notInTheModel": 1},
+        "tags": {"b": "2", "a": "1"},
+        "aFieldNewerThanBotocore": "dropped, as botocore drops it",
+        "name": "run",
+        "arn": "arn:aws:omics:us-east-1:1:run/1",
+    },
+    "GetRunTask": {
+        "taskId": "2",
+        "status": "FAILED",
+        "cacheHit": "true",
+        "cpus": 2,
+        "memory": "4",
+        "creationTime": "2026-11-23T00:00:00.123456789Z",
+        "startTime": "1764000000.5",
+        "imageDetails": {"image": "x", "imageDigest": "sha256:0", "sourceImage": "y", "other": 1},
+        "uuid": None,
+    },
+    "ListRunTasks": {"items": [{"taskId": "3", "status": "RUNNING", "gpus": 0, "x": 1}, None], "nextToken": "n"},
+    "ListRuns": {"items": [{"id": "4", "status": "PENDING", "creationTime": "2026-11-23T00:00:00Z"}]},
+}
+
+
+@pytest.mark.parametrize("operation", sorted(BODIES))
+def test_answers_are_reduced_as_botocores_parser_reduces_them(operation):
+    """Unknown and null members dropped, numbers, booleans and timestamps converted, the shape's
+    member order: through the models, the same JSON as botocore's parsed answer gives."""
+    from botocore.parsers import RestJSONParser
+    from botocore.session import get_session
+
+    from airflow_task_runs.aws import models
+    from airflow_task_runs.aws.omics_rest import ResponseShapes
+
+    service = get_session().get_service_model("omics")
+    body = BODIES[operation]
+    theirs = RestJSONParser().parse(
+        {"status_code": 200, "headers": {}, "body": json.dumps(body).encode()},
+        service.operation_model(operation).output_shape,
+    )
+    theirs.pop("ResponseMetadata")
+    ours = ResponseShapes(service).parse(operation, body)
+    assert list(ours) == list(theirs)
+    cls = {"GetRun": models.Run, "GetRunTask": models.RunTask}.get(operation)
+    if cls is None:
+        item = {"ListRunTasks": models.TaskListItem, "ListRuns": models.RunListItem}[operation]
+        assert ours["items"][1:] == theirs["items"][1:]  # a null item stays, as botocore keeps it
+        ours, theirs = ours["items"][0], theirs["items"][0]
+        cls = item
+    assert json.dumps(cls.model_validate(ours).model_dump(mode="json")) == json.dumps(
+        cls.model_validate(theirs).model_dump(mode="json")
+    )
+
+
+# -- endpoints and signing ---------------------------------------------------------------------
+def test_the_real_endpoint_gets_the_workflows_host_prefix(emu, monkeypatch):
+    from airflow_task_runs.aws.omics_rest import endpoint
+
+    conn = emu.airflow_connection()
+    del conn["extra"]["endpoint_url"]
+    conn["extra"]["region_name"] = "eu-west-2"
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+
+    async def base(hook):
+        return endpoint(await hook.aclient()), (await hook.aomics()).session.base_url
+
+    assert _async(base) == ("https://workflows-omics.eu-west-2.amazonaws.com",) * 2
+
+
+def test_a_custom_endpoint_keeps_its_host_and_path(emu, monkeypatch):
+    conn = emu.airflow_connection()
+    conn["extra"]["endpoint_url"] = f"http://localhost:{emu.port}"
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    run_id = emu.add_run(lifecycle=[("COMPLETED", 0)])
+    emu.hosts.clear()
+    assert _async(lambda hook: hook.aget_run_status(run_id)).raw_status == "COMPLETED"
+    assert emu.hosts == [f"localhost:{emu.port}"]  # not workflows-localhost
+
+
+def test_session_token_is_sent_signed_and_masked(emu, monkeypatch):
+    from airflow_task_runs.core.secrets import redact
+
+    token = "FwoGZXIvYXdzEBYaDSessionToken+/sent=="
+    conn = emu.airflow_connection()
+    conn["extra"]["aws_session_token"] = token
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    run_id = emu.add_run(lifecycle=[("COMPLETED", 0)])
+    assert _async(lambda hook: hook.aget_run_status(run_id)).raw_status == "COMPLETED"  # the emulator checked it
+    (sent,) = emu.requests_to(f"/run/{run_id}")
+    assert sent.headers["x-amz-security-token"] == token
+    assert "x-amz-security-token" in sent.headers["authorization"]
+    assert redact(f"key {emu.secret_key} token {token}") == "key *** token ***"
+
+
+def test_a_wrong_secret_fails_at_once_naming_the_credentials(emu, monkeypatch):
+    conn = emu.airflow_connection()
+    conn["password"] = "not-the-right-secret"
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    run_id = emu.add_run()
+    with pytest.raises(ApiError) as caught:
+        _async(lambda hook: hook.aget_run(run_id))
+    err = caught.value
+    assert (err.status_code, err.code, err.operation) == (403, "InvalidSignatureException", "GetRun")
+    assert "check the aws connection's credentials" in str(err) and "not-the-right-secret" not in str(err)
+    assert len(emu.requests_to(f"/run/{run_id}")) == 1
+
+
+def test_no_credentials_fail_before_any_request(emu):
+    async def call(hook):
+        client = await hook.aclient()
+        client._request_signer._credentials = None
+        return await hook.aget_run("1234567")
+
+    with pytest.raises(ApiError, match="no AWS credentials found") as caught:
+        _async(call)
+    assert caught.value.code == "NoCredentials"
+    assert emu.requests == []
+
+
+# -- errors, retries, limits ---------------------------------------------------------------------
+def test_not_found_carries_code_status_request_id_host_and_what_to_check(emu):
+    with pytest.raises(ApiError) as caught:
+        _async(lambda hook: hook.aget_run_task("424242", "1"))
+    err = caught.value
+    assert (err.cloud, err.status_code, err.code, err.host) == (
+        "AWS HealthOmics",
+        404,
+        "ResourceNotFoundException",
+        emu.url,
+    )
+    assert err.request_id and err.request_id in str(err)
+    assert "/run/424242/task/1" in str(err) and "GetRunTask" in str(err) and "region" in str(err)
+    assert not err.retryable and len(emu.requests_to("/run/424242")) == 1
+
+
+@pytest.mark.parametrize("status", [429, 400], ids=["429", "400"])
+def test_throttling_is_retried_whatever_its_status(emu, status):
+    """AWS answers some throttling with a 400: botocore retries it by its code, and so do we."""
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    emu.inject("status", times=2, match=f"/run/{run_id}", **{**throttling_fault(), "status": status})
+    assert _async(lambda hook: hook.aget_run_status(run_id)).raw_status == "RUNNING"
+    assert len(emu.requests_to(f"/run/{run_id}")) == 3
+
+
+def test_throttling_gives_up_after_the_clients_attempts_with_awss_words(emu):
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    emu.inject("status", times=10, match=f"/run/{run_id}", **throttling_fault())
+    with pytest.raises(ApiError) as caught:
+        _async(lambda h: h.aget_run(run_id), botocore_config={"retries": {"mode": "standard", "max_attempts": 2}})
+    err = caught.value
+    assert (err.status_code, err.code, err.retryable, err.request_id) == (
+        429,
+        "ThrottlingException",
+        True,
+        "throttled-request",
+    )
+    assert "Rate exceeded" in str(err)
+    assert len(emu.requests_to(f"/run/{run_id}")) == 3  # botocore's max_attempts counts retries: 1 + 2
+
+
+def test_error_codes_are_found_where_botocore_finds_them():
+    import httpx
+
+    from airflow_task_runs.aws.omics_rest import error_code, parse_error
+
+    def response(headers=None):
+        return httpx.Response(400, headers=headers or {})
+
+    assert (
+        error_code(response({"x-amzn-ErrorType": "ValidationException:http://internal"}), {}) == "ValidationException"
+    )
+    assert error_code(response(), {"__type": "com.amazonaws.omics#ConflictException"}) == "ConflictException"
+    assert error_code(response(), {"code": "AccessDeniedException", "__type": "x"}) == "AccessDeniedException"
+    assert error_code(response(), None) is None
+    code, message, _ = parse_error(response(), {"Message": "Capital M", "__type": "ExpiredTokenException"})
+    assert (code, message) == ("ExpiredTokenException", "Capital M; check the aws connection's credentials and that "
+                               "its role allows this call")  # fmt: skip
+
+
+def test_a_429_with_retry_after_pauses_the_connections_limiter(emu, monkeypatch):
+    conn = emu.airflow_connection()
+    conn["extra"]["max_requests_per_second"] = 200
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_LIMITED", json.dumps(conn))
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    emu.inject("status", times=1, match=f"/run/{run_id}", status=429, headers={"Retry-After": "1"})
+
+    async def call(hook):
+        omics = await hook.aomics()
+        assert omics.session.limiter.rate == 200
+        pauses = omics.session.limiter.pauses
+        started = time.monotonic()
+        status = await hook.aget_run_status(run_id)
+        return status, omics.session.limiter.pauses - pauses, time.monotonic() - started
+
+    status, pauses, elapsed = _async(call, aws_conn_id="aws_limited")
+    assert status.raw_status == "RUNNING" and pauses == 1 and elapsed >= 0.9
+
+
+def test_list_run_tasks_refuses_a_token_it_was_sent_before(emu):
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    page = b'{"items": [{"taskId": "1", "status": "RUNNING"}], "nextToken": "again"}'
+    emu.inject("status", times=2, status=200, body=page, match=f"/run/{run_id}/task", headers={"x-amzn-RequestId": "r"})
+    with pytest.raises(MalformedResponseError) as caught:
+        _async(lambda hook: hook.alist_run_tasks(run_id))
+    assert (caught.value.code, caught.value.operation) == ("ListingLoop", "ListRunTasks")
+    assert len(emu.requests_to(f"/run/{run_id}/task")) == 2
+    assert [r.query.get("startingToken") for r in emu.requests_to(f"/run/{run_id}/task")] == [None, "again"]
+
+
+def test_list_runs_stops_at_its_page_bound(emu):
+    for i in range(5):
+        body = json.dumps({"items": [{"id": f"9{i}", "status": "RUNNING"}], "nextToken": f"t{i}"}).encode()
+        emu.inject("status", status=200, body=body, match="/run", headers={"Content-Type": "application/json"})
+    items = _async(lambda hook: hook.alist_runs("RUNNING", max_pages=3))
+    assert [item.id for item in items] == ["90", "91", "92"]
+    listed = [r for r in emu.requests if r.path == "/run"]
+    assert [r.query.get("startingToken") for r in listed] == [None, "t0", "t1"]
+    assert {r.query["maxResults"] for r in listed} == {"100"} and {r.query["status"] for r in listed} == {"RUNNING"}
+
+
+def test_a_body_that_is_not_a_run_is_a_malformed_response(emu):
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    emu.inject(
+        "status",
+        times=1,
+        status=200,
+        body=b'{"id": "1", "status": "RUNNING", "startTime": "never"}',
+        match=f"/run/{run_id}",
+    )
+    with pytest.raises(MalformedResponseError) as caught:
+        _async(lambda hook: hook.aget_run(run_id))
+    assert caught.value.operation == "GetRun" and "startTime" in str(caught.value)
+
+
+def test_cancel_is_retried_like_botocore_retried_it(emu):
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    emu.inject("status", times=1, status=503, match=f"/run/{run_id}/cancel")
+    assert _async(lambda hook: hook.acancel_run(run_id)) is True
+    assert len(emu.requests_to(f"/run/{run_id}/cancel", "POST")) == 2
+    assert emu.cancelled[-1] == run_id
+
+
+def test_aclose_closes_the_http_session_and_the_aiobotocore_client(emu):
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+
+    async def scenario():
+        hook = HealthOmicsHook()
+        await hook.aget_run(run_id)
+        omics = await hook.aomics()
+        assert omics is await hook.aomics()  # one client per hook
+        assert omics.session._aclient is not None
+        await hook.aclose()
+        await hook.aclose()
+        return omics, hook
+
+    omics, hook = asyncio.run(scenario())
+    assert omics.session._aclient is None and hook._async_client is None and hook._omics is None
