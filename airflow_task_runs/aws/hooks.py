@@ -4,6 +4,11 @@ The hook is an :class:`AwsBaseHook`: the ``aws`` connection's credentials, role 
 region, ``endpoint_url``, ``service_config`` and ``config_kwargs`` all work as in the amazon
 provider. It also fulfils the core hook contract (``get_task_status`` / ``get_run_status``
 and their ``a``-prefixed async twins, ``aclose``), so the core sensor and trigger serve it.
+
+The sync calls (the worker's) are boto3's. The async ones (the triggerer's status, list and
+cancel calls) are sent by :mod:`airflow_task_runs.aws.omics_rest` on the shared httpx session,
+signed by :mod:`airflow_task_runs.aws.sigv4`, with the endpoint, region, credentials and
+settings of the aiobotocore client the hook builds once (:meth:`HealthOmicsHook.aomics`).
 """
 
 from __future__ import annotations
@@ -223,6 +228,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         rebuild the hook); ``retries`` defaults to standard mode, 5 attempts in all (throttling and
         5xx are retried by botocore; other 4xx fail at once). Whatever the mode, a retry starts only
         within the connection's ``retry_max_elapsed`` (see :mod:`airflow_task_runs.aws.botocore_guard`).
+        The async calls make as many attempts, with the session's backoff (see :meth:`aomics`).
     """
 
     def __init__(

@@ -165,6 +165,7 @@ class ResponseShapes:
 
     def __init__(self, service_model: Any, operations: Iterable[str] = OPERATIONS) -> None:
         self._compiled: dict[str, Converter | None] = {}
+        self._compiling: set[str] = set()
         self._by_operation: dict[str, Converter | None] = {}
         self._members: dict[str, frozenset[str]] = {}
         for name in operations:
@@ -181,26 +182,27 @@ class ResponseShapes:
         kind = shape.type_name
         if kind in _SCALARS:
             return _SCALARS[kind]
-        if kind == "structure" and getattr(shape, "is_document_type", False):
-            return None
+        if kind not in ("structure", "list", "map") or getattr(shape, "is_document_type", False):
+            return None  # strings and enums (jsonvalue strings are headers, not body members), documents
         key = shape.name
-        if key in self._compiled:
-            compiled = self._compiled[key]
-            return compiled if compiled is not None else (lambda value: self._compiled[key](value))  # type: ignore[misc]
-        self._compiled[key] = None  # a recursive shape finds itself through the lambda above
-        converter: Converter | None
+        if key in self._compiling:  # a recursive shape: its converter, once built
+            return lambda value: (self._compiled[key] or (lambda same: same))(value)
+        if key not in self._compiled:
+            self._compiling.add(key)
+            try:
+                self._compiled[key] = self._build(kind, shape)
+            finally:
+                self._compiling.discard(key)
+        return self._compiled[key]
+
+    def _build(self, kind: str, shape: Any) -> Converter | None:
         if kind == "structure":
-            converter = self._structure(shape)
-        elif kind == "list":
+            return self._structure(shape)
+        if kind == "list":
             item = self._converter(shape.member)
-            converter = None if item is None else (lambda value: [x if x is None else item(x) for x in value])
-        elif kind == "map":
-            mapped = self._converter(shape.value)
-            converter = None if mapped is None else (lambda value: {k: mapped(v) for k, v in value.items()})
-        else:  # strings, enums: as they are (jsonvalue strings are headers, not body members)
-            converter = None
-        self._compiled[key] = converter or (lambda value: value)
-        return converter
+            return None if item is None else (lambda value: [x if x is None else item(x) for x in value])
+        mapped = self._converter(shape.value)
+        return None if mapped is None else (lambda value: {k: mapped(v) for k, v in value.items()})
 
     def _structure(self, shape: Any) -> Converter:
         if getattr(shape, "is_tagged_union", False):
@@ -234,7 +236,7 @@ class ResponseShapes:
         if body is None:
             return {}
         converter = self._by_operation[operation]
-        return {} if converter is None else dict(converter(body))
+        return {} if converter is None else converter(body)  # type: ignore[no-any-return]
 
 
 # -- the client ------------------------------------------------------------------------------

@@ -120,9 +120,10 @@ def test_deferrable_task_sensor_runs_the_async_client_in_the_trigger(emu):
     result = getattr(sensor, method)(task_context(), event)
     assert result["raw_status"] == "COMPLETED"
     assert result["details"]["runUuid"] == emu.runs[run_id].run_uuid
-    # the trigger's client went through aiobotocore, not boto3
+    # the trigger's calls went through the async client (aws.omics_rest, with the aiobotocore client's
+    # user agent), not boto3
     agents = {r.headers.get("user-agent", "") for r in emu.requests_to(f"/run/{run_id}/task/{task_id}")}
-    assert any("aiobotocore" in agent for agent in agents), agents
+    assert any("aiobotocore" in agent and "lib/airflow-task-runs" in agent for agent in agents), agents
 
 
 def test_deferrable_run_sensor_failure_raises_the_same_error_as_poke(emu):
