@@ -16,9 +16,7 @@ lives: ``--polls`` shows it at lengths closer to real runs (10 polls at 1 s is a
 Reported per variant: client CPU ms per watch-poll, API calls per watch-poll (as the server
 counted them), TCP connections opened, peak RSS (VmHWM), wall over the ideal schedule, the
 longest event-loop stall (a 10 ms ticker's worst lateness), and whether every watch got its
-terminal event. ``FANOUT_PREIMPORT=module,...`` imports more modules before measuring (by default
-only the hook modules are: what a hook imports on its first use, such as aiobotocore for the
-HealthOmics hook, is then counted in its CPU). dbt-cloud needs the bench-only extra (locked in constraints.txt):
+terminal event. dbt-cloud needs the bench-only extra (locked in constraints.txt):
 .venv/bin/uv pip install --python .venv/bin/python --constraint constraints.txt -e '.[bench]'
 """
 
@@ -442,9 +440,6 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
 
     for path in (*_HOOKS.values(), "airflow_task_runs.ncp.hooks.NclueHook"):
         importlib.import_module(path.rpartition(".")[0])
-    # FANOUT_PREIMPORT=a,b: also what a hook imports on first use (e.g. aiobotocore.session for AWS)
-    for module in filter(None, os.environ.get("FANOUT_PREIMPORT", "").split(",")):
-        importlib.import_module(module.strip())
 
     lags: list[float] = []
 

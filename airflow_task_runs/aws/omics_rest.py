@@ -20,6 +20,7 @@ so a status reads the same through this client as through boto3.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
@@ -438,6 +439,7 @@ class OmicsRestClient:
         return request_id(response)
 
 
+@functools.lru_cache(maxsize=4096)  # a watch asks for the same run every poll
 def _segment(value: str) -> str:
     """A path label as botocore's rest serializer encodes it (RFC 3986, ``-_.~`` kept)."""
     return urllib.parse.quote(value, safe="-_.~")

@@ -123,6 +123,14 @@ class SigV4Auth(httpx.Auth):
         self._seen: tuple[str, str, str | None] | None = None
         #: (secret key, date) -> kSigning: four HMACs saved per request, recomputed once a day
         self._key: tuple[str, str, bytes] | None = None
+        self._second: tuple[int, str] = (-1, "")
+
+    def _date(self, epoch_seconds: float) -> str:
+        """``X-Amz-Date`` of this second, formatted once a second (every poll of a round shares it)."""
+        second = int(epoch_seconds)
+        if self._second[0] != second:
+            self._second = (second, amz_date(second))
+        return self._second[1]
 
     def __repr__(self) -> str:  # never show a key or a token
         return f"SigV4Auth(service={self.service!r}, region={self.region!r})"
@@ -140,19 +148,24 @@ class SigV4Auth(httpx.Auth):
     def sign(self, request: httpx.Request, credentials: Any, when: float | None = None) -> httpx.Request:
         """Add ``X-Amz-Date`` (and ``X-Amz-Security-Token``) and the ``Authorization`` header."""
         access_key, secret_key, token = credentials.access_key, credentials.secret_key, credentials.token
-        date_time = amz_date(self._clock() if when is None else when)
+        date_time = self._date(self._clock() if when is None else when)
         headers = request.headers
-        for stale in _STALE:  # a retry is signed afresh
-            if stale in headers:
-                del headers[stale]
+        items = headers.multi_items()  # names lower-cased by httpx
+        if any(name in _STALE for name, _ in items):  # a retry is signed afresh
+            for stale in _STALE:
+                headers.pop(stale, None)
+            items = headers.multi_items()
         headers["x-amz-date"] = date_time
         if token:
             headers["x-amz-security-token"] = token
         signed: dict[str, str] = {}
-        for name, value in headers.multi_items():  # names lower-cased by httpx
+        for name, value in items:
             if name == "host" or name == "content-type" or name.startswith("x-amz-"):
                 value = " ".join(value.split())
                 signed[name] = f"{signed[name]},{value}" if name in signed else value
+        signed["x-amz-date"] = date_time
+        if token:
+            signed["x-amz-security-token"] = " ".join(token.split())
         if "host" not in signed:
             signed["host"] = headers["host"] = host_header(request.url)
         names = sorted(signed)
