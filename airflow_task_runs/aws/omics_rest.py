@@ -433,8 +433,9 @@ class OmicsRestClient:
                 seen.add(digest)
 
     async def cancel_run(self, run_id: str) -> str | None:
-        """``CancelRun``; the request id. Retried like botocore retried it (throttling, 5xx):
-        cancelling a run that is already stopping changes nothing."""
+        """``CancelRun``; the request id. Retried as botocore's standard mode retried it (throttling,
+        5xx, a broken connection): a retry after a lost answer meets a run that is stopping already,
+        which AWS may answer with a ``ConflictException``, as it did for botocore's retries."""
         _, _, response = await self._call("POST", f"/run/{_segment(run_id)}/cancel", "CancelRun", content=b"")
         return request_id(response)
 
