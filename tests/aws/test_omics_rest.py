@@ -375,3 +375,43 @@ def test_aclose_closes_the_http_session_and_the_aiobotocore_client(emu):
 
     omics, hook = asyncio.run(scenario())
     assert omics.session._aclient is None and hook._async_client is None and hook._omics is None
+
+
+def test_a_recursive_shape_is_converted_like_botocore_does():
+    """No omics output is recursive today; a model that adds one must not loop or lose values."""
+    from botocore.model import ServiceModel
+    from botocore.parsers import RestJSONParser
+
+    from airflow_task_runs.aws.omics_rest import ResponseShapes
+
+    model = ServiceModel(
+        {
+            "metadata": {"protocol": "rest-json", "apiVersion": "2022-11-28", "endpointPrefix": "x"},
+            "operations": {
+                "GetTree": {
+                    "name": "GetTree",
+                    "http": {"method": "GET", "requestUri": "/"},
+                    "output": {"shape": "Tree"},
+                }
+            },
+            "shapes": {
+                "Tree": {
+                    "type": "structure",
+                    "members": {"at": {"shape": "When"}, "kids": {"shape": "Trees"}, "n": {"shape": "N"}},
+                },
+                "Trees": {"type": "list", "member": {"shape": "Tree"}},
+                "When": {"type": "timestamp"},
+                "N": {"type": "integer"},
+            },
+        }
+    )
+    body = {"n": "1", "at": 0, "kids": [{"n": 2, "kids": [{"at": "2026-01-01T00:00:00Z", "x": 1}]}, None]}
+    theirs = RestJSONParser().parse(
+        {"status_code": 200, "headers": {}, "body": json.dumps(body).encode()},
+        model.operation_model("GetTree").output_shape,
+    )
+    theirs.pop("ResponseMetadata")
+    ours = ResponseShapes(model, ["GetTree"]).parse("GetTree", body)
+    assert ours["kids"][0]["kids"][0] == {"at": "2026-01-01T00:00:00Z"}  # left to pydantic, as on any timestamp
+    ours["kids"][0]["kids"][0]["at"] = theirs["kids"][0]["kids"][0]["at"]
+    assert ours == theirs
