@@ -164,7 +164,11 @@ class TaskRunHook(RunStatusMixin, BaseHook):
 
 
 class HttpTaskRunHook(TaskRunHook):
-    """A hook whose API is spoken over the shared :class:`ApiSession` (every cloud but AWS)."""
+    """A hook whose API is spoken only over the shared :class:`ApiSession`.
+
+    AWS is not one: its workers keep boto3, and only its triggerer calls use the session
+    (``aws/omics_rest.py``).
+    """
 
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(conn_id, **kwargs)
