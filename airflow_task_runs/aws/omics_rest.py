@@ -10,7 +10,7 @@ rate limit, bounded reads and time budget, signed by :class:`~airflow_task_runs.
 
 What still comes from the amazon provider's aiobotocore client (built once per hook): the
 endpoint (and the ``workflows-`` host prefix these operations carry, when botocore would inject
-it), the region, the credentials (keys, profiles, assumed roles, refreshed asynchronously),
+it), the region, the credentials (keys, profiles, assumed roles; a refresh runs off the event loop),
 TLS verification, the retry attempts and timeouts of its ``Config``, the user agent, and the
 service model, which says what botocore's parser would keep of each answer: the answers are
 reduced to the same members, in the same order, with the same values (timestamps included),
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import re
 import urllib.parse
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
     from airflow_task_runs.aws.models import Run, RunListItem, RunTask, TaskListItem
     from airflow_task_runs.core.http import ApiSession
+
+log = logging.getLogger(__name__)
 
 CLOUD = "AWS HealthOmics"
 _Model = TypeVar("_Model", bound="BaseModel")
@@ -271,6 +274,8 @@ class OmicsRestClient:
         model = client.meta.service_model
         config = client.meta.config
         credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+        refresh_off_the_loop(credentials)
+        _warn_ignored_config(config)
         auth = (
             SigV4Auth(
                 credentials, client.meta.region_name, model.signing_name or "omics", on_credentials=on_credentials
@@ -316,7 +321,18 @@ class OmicsRestClient:
         self, method: str, path: str, operation: str, params: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> tuple[Any, dict[str, Any], httpx.Response]:
         """(the answer's JSON, that JSON as botocore's parser returns it, the response)."""
-        body, response = await self.session.arequest_json(method, path, params=params, operation=operation, **kwargs)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body, response = await self.session.arequest_json(
+                method, path, params=params, operation=operation, **kwargs
+            )
+        except (BotoCoreError, ClientError) as exc:  # from signing: the credentials' refresh (AssumeRole...) failed
+            from airflow_task_runs.core.botocore_errors import api_error
+
+            raise api_error(
+                exc, operation, "refreshing the connection's AWS credentials", CLOUD, self.session.host
+            ) from None
         try:
             parsed = self.shapes.parse(operation, body)
         except (ValueError, TypeError, AttributeError) as exc:  # a value botocore could not convert either
@@ -348,7 +364,11 @@ class OmicsRestClient:
         from airflow_task_runs.aws.models import Run
 
         raw, body, response = await self._call("GET", f"/run/{_segment(run_id)}", "GetRun")
-        if isinstance(raw.get(PREFIX_MODE), str) and not self.shapes.models("GetRun", PREFIX_MODE):
+        if (
+            isinstance(raw, dict)
+            and isinstance(raw.get(PREFIX_MODE), str)
+            and not self.shapes.models("GetRun", PREFIX_MODE)
+        ):
             body[PREFIX_MODE] = raw[PREFIX_MODE]  # as aws.runs reads it back on an older botocore
         run = self._model(Run, body, response, "GetRun")
         run.request_id = request_id(response)
@@ -414,6 +434,8 @@ class OmicsRestClient:
                 pages += 1
                 _, page, response = await self._call("GET", path, operation, {**params, "startingToken": token})
                 token = page.get("nextToken")
+                if token is not None and not isinstance(token, str):
+                    raise self._malformed(response, operation, f"its nextToken is a JSON {type(token).__name__}")
                 if not take(page, response) or not token:
                     return
                 digest = hashlib.sha256(token.encode()).digest()
@@ -438,6 +460,38 @@ class OmicsRestClient:
         which AWS may answer with a ``ConflictException``, as it did for botocore's retries."""
         _, _, response = await self._call("POST", f"/run/{_segment(run_id)}/cancel", "CancelRun", content=b"")
         return request_id(response)
+
+
+def refresh_off_the_loop(credentials: Any) -> None:
+    """Make a synchronous refresh (the amazon provider's AssumeRole, web identity: boto3 STS calls)
+    run in a thread: aiobotocore would call it on the event loop, stalling every trigger for as long
+    as STS takes (up to the connection's retries and timeouts). An async refresh is left as it is."""
+    import asyncio
+    import inspect
+
+    refresh = getattr(credentials, "_refresh_using", None)
+    if refresh is None or inspect.iscoroutinefunction(refresh) or getattr(refresh, "off_the_loop", False):
+        return
+
+    async def in_a_thread() -> Any:
+        return await asyncio.to_thread(refresh)
+
+    in_a_thread.off_the_loop = True  # type: ignore[attr-defined]
+    credentials._refresh_using = in_a_thread
+
+
+def _warn_ignored_config(config: Any) -> None:
+    """botocore settings the triggerer's own client cannot honour, said once, where it is built."""
+    ignored = [name for name in ("proxies", "proxies_config", "client_cert") if getattr(config, name, None)]
+    if (getattr(config, "retries", None) or {}).get("mode") == "adaptive":
+        ignored.append("retries mode 'adaptive' (its client-side rate limit; max_requests_per_second limits here)")
+    if ignored:
+        log.warning(
+            "%s calls from the triggerer do not apply the connection's botocore Config %s: they use the "
+            "environment's HTTPS_PROXY / NO_PROXY and no client certificate (the workers' boto3 calls do apply it)",
+            CLOUD,
+            ", ".join(ignored),
+        )
 
 
 @functools.lru_cache(maxsize=4096)  # a watch asks for the same run every poll

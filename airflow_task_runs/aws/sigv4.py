@@ -15,7 +15,8 @@ S3), its query decoded and re-encoded the AWS way (RFC 3986, ``~`` kept) and sor
 (``x-amz-date``, ``x-amz-security-token`` for temporary credentials); the others (``accept``,
 ``user-agent``, ...) may be changed by the transport or a proxy and are left out, as SigV4
 allows. Every send, retries included, is signed afresh with the credentials of that moment:
-aiobotocore's refreshable credentials renew themselves (asynchronously) when near expiry.
+aiobotocore's refreshable credentials renew themselves when near expiry (a synchronous refresher, such
+as the amazon provider's AssumeRole, is moved to a thread by ``omics_rest.refresh_off_the_loop``).
 ``tests/aws/test_sigv4.py`` checks the Authorization header against botocore's own signer.
 """
 

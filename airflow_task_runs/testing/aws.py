@@ -383,6 +383,11 @@ class HealthOmicsEmulator(EmulatorServer):
             signature = parts["Signature"]
         except (KeyError, ValueError):
             return _error(403, "IncompleteSignatureException", "Authorization header is malformed")
+        unsigned = [name for name in ("host", "x-amz-date") if name not in signed]
+        if "x-amz-security-token" in request.headers and "x-amz-security-token" not in signed:
+            unsigned.append("x-amz-security-token")
+        if unsigned:  # AWS refuses a signature that leaves these out, whatever the client chose to sign
+            return _error(403, "IncompleteSignatureException", f"'{', '.join(unsigned)}' must be signed")
         if access_key != self.access_key:
             return _error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
         if terminator != "aws4_request" or service != "omics" or region != REGION:

@@ -415,3 +415,109 @@ def test_a_recursive_shape_is_converted_like_botocore_does():
     assert ours["kids"][0]["kids"][0] == {"at": "2026-01-01T00:00:00Z"}  # left to pydantic, as on any timestamp
     ours["kids"][0]["kids"][0]["at"] = theirs["kids"][0]["kids"][0]["at"]
     assert ours == theirs
+
+
+# -- found by review: credentials, empty answers, settings the triggerer cannot honour ------------
+def _expired_refreshable(refresh):
+    """aiobotocore refreshable credentials already past expiry, refreshed by ``refresh``."""
+    import datetime as dt
+
+    from aiobotocore.credentials import AioRefreshableCredentials
+
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    return AioRefreshableCredentials("AKIDOLD", "old-secret", "old-token", past, refresh, "assume-role")
+
+
+def test_a_failed_credentials_refresh_is_an_api_error_naming_the_call(emu):
+    from botocore.exceptions import ClientError
+
+    def refuse():
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed to assume"}}, "AssumeRole")
+
+    async def call(hook):
+        client = await hook.aclient()
+        client._request_signer._credentials = _expired_refreshable(refuse)
+        return await hook.aget_run("1234567")
+
+    with pytest.raises(ApiError, match="refreshing the connection's AWS credentials") as caught:
+        _async(call)
+    assert (
+        caught.value.code == "AccessDenied"
+        and "GetRun" in str(caught.value)
+        and "not allowed to assume" in str(caught.value)
+    )
+    assert "127.0.0.1" in (caught.value.host or "")
+    assert emu.requests == []  # nothing was sent unsigned
+
+
+def test_a_synchronous_credentials_refresh_runs_off_the_event_loop(emu):
+    """The amazon provider refreshes an assumed role with a blocking boto3 STS call; aiobotocore
+    made it on the loop, stalling every trigger for as long as STS took."""
+    run_id = emu.add_run(lifecycle=[("COMPLETED", 0)])
+    calls = []
+
+    def slow_sts():
+        calls.append(1)
+        time.sleep(0.5)
+        return {
+            "access_key": emu.access_key,
+            "secret_key": emu.secret_key,
+            "token": None,
+            "expiry_time": "2099-01-01T00:00:00Z",
+        }
+
+    async def call(hook):
+        client = await hook.aclient()
+        client._request_signer._credentials = _expired_refreshable(slow_sts)
+        lags = []
+
+        async def ticker():
+            while True:
+                before = time.perf_counter()
+                await asyncio.sleep(0.01)
+                lags.append(time.perf_counter() - before - 0.01)
+
+        tick = asyncio.create_task(ticker())
+        try:
+            statuses = await asyncio.gather(*(hook.aget_run_status(run_id) for _ in range(20)))
+        finally:
+            tick.cancel()
+        return statuses, max(lags)
+
+    statuses, stall = _async(call)
+    assert {s.raw_status for s in statuses} == {"COMPLETED"}
+    assert calls == [1]  # refreshed once for the 20 calls racing
+    assert stall < 0.2, f"the event loop stalled {stall:.2f} s during the refresh"
+
+
+@pytest.mark.parametrize("body", [b"", b"null"], ids=["empty", "null"])
+def test_an_empty_success_is_a_malformed_response(emu, body):
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    emu.inject("status", status=200, body=body, match=f"/run/{run_id}")
+    with pytest.raises(MalformedResponseError) as caught:
+        _async(lambda hook: hook.aget_run(run_id))
+    assert caught.value.operation == "GetRun" and "127.0.0.1" in (caught.value.host or "")
+
+
+def test_a_next_token_that_is_not_text_is_a_malformed_response(emu):
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    emu.inject("status", status=200, body=b'{"items": [], "nextToken": 5}', match=f"/run/{run_id}/task")
+    with pytest.raises(MalformedResponseError, match="nextToken is a JSON int") as caught:
+        _async(lambda hook: hook.alist_run_tasks(run_id))
+    assert caught.value.operation == "ListRunTasks"
+
+
+def test_botocore_settings_the_triggerer_cannot_honour_are_named(emu, monkeypatch, caplog):
+    conn = emu.airflow_connection()
+    conn["extra"]["config_kwargs"] = {
+        "proxies": {"https": "http://proxy.internal:3128"},
+        "retries": {"mode": "adaptive"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    run_id = emu.add_run(lifecycle=[("COMPLETED", 0)])
+    with caplog.at_level("WARNING", logger="airflow_task_runs.aws.omics_rest"):
+        assert _async(lambda hook: hook.aget_run_status(run_id)).raw_status == "COMPLETED"
+    warned = [
+        r.getMessage() for r in caplog.records if "do not apply the connection's botocore Config" in r.getMessage()
+    ]
+    assert len(warned) == 1 and "proxies" in warned[0] and "adaptive" in warned[0]

@@ -86,6 +86,9 @@ def test_authorization_is_botocores(method, base, path, params, token):
     SigV4Auth(Frozen(token=token), region, "omics").sign(request, Frozen(token=token), WHEN.timestamp())
     assert request.headers["x-amz-date"] == "20261202T073005Z"
     assert request.headers.get("x-amz-security-token") == token
+    # what botocore signs for these requests (the comparison below uses the list this signer chose)
+    expected = "host;x-amz-date" + (";x-amz-security-token" if token else "")
+    assert f"SignedHeaders={expected}," in request.headers["authorization"]
     assert request.headers["authorization"] == _botocore_authorization(request, token, region, "omics")
 
 
