@@ -521,3 +521,41 @@ def test_botocore_settings_the_triggerer_cannot_honour_are_named(emu, monkeypatc
         r.getMessage() for r in caplog.records if "do not apply the connection's botocore Config" in r.getMessage()
     ]
     assert len(warned) == 1 and "proxies" in warned[0] and "adaptive" in warned[0]
+
+
+@pytest.mark.parametrize(
+    ("region", "config"),
+    [
+        ("us-east-1", {}),
+        ("eu-west-2", {}),
+        ("cn-northwest-1", {}),
+        ("us-gov-west-1", {}),
+        ("us-east-1", {"use_fips_endpoint": True}),
+        ("us-east-1", {"use_dualstack_endpoint": True}),
+        ("ap-southeast-1", {"use_dualstack_endpoint": True, "use_fips_endpoint": True}),
+    ],
+)
+def test_the_endpoint_is_the_url_botocore_itself_sends_to(region, config):
+    """Not our function against itself: botocore's own request for GetRun, caught before it is sent."""
+    from aiobotocore.session import get_session
+    from botocore.config import Config
+
+    from airflow_task_runs.aws.omics_rest import endpoint
+
+    async def both() -> tuple[str, str]:
+        session = get_session()
+        session.set_credentials("AKIDEXAMPLE", "example-secret")
+        async with session.create_client("omics", region_name=region, config=Config(**config)) as client:
+            sent: list[str] = []
+
+            def stop(request, **_):
+                sent.append(request.url)
+                raise RuntimeError("caught before sending")
+
+            client.meta.events.register("before-send.omics", stop)
+            with pytest.raises(RuntimeError, match="caught before sending"):
+                await client.get_run(id="1234567")
+            return sent[0], endpoint(client) + "/run/1234567"
+
+    botocores, ours = asyncio.run(both())
+    assert ours == botocores
