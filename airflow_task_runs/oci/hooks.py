@@ -339,7 +339,7 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
     ) -> tuple[Any, httpx.Response]:
         request_id = new_request_id()
         answer = session.request_json(method, path, headers={"opc-request-id": request_id, **(headers or {})}, **kwargs)
-        return self._logged(session, method, path, request_id, answer)
+        return self._logged(session, method, path, request_id, answer, logging.INFO)
 
     async def _acall(
         self, session: ApiSession, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
@@ -348,17 +348,24 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         answer = await session.arequest_json(
             method, path, headers={"opc-request-id": request_id, **(headers or {})}, **kwargs
         )
-        return self._logged(session, method, path, request_id, answer)
+        # the triggerer's polls: a line per poll per watch at INFO is 1,000 lines a second at 1,000
+        # watches; the trigger logs each status change, and its event carries the request id
+        return self._logged(session, method, path, request_id, answer, logging.DEBUG)
 
     @staticmethod
     def _logged(
-        session: ApiSession, method: str, path: str, request_id: str, answer: tuple[Any, httpx.Response]
+        session: ApiSession,
+        method: str,
+        path: str,
+        request_id: str,
+        answer: tuple[Any, httpx.Response],
+        level: int,
     ) -> tuple[Any, httpx.Response]:
         """The call's opc-request-id in the log (what OCI support asks for), read from the parsed answer."""
-        body, response = answer
-        log.info(
-            "%s %s %s: opc-request-id %s", CLOUD, method, path, session.request_id_of(response, body) or request_id
-        )
+        if log.isEnabledFor(level):
+            body, response = answer
+            rid = session.request_id_of(response, body) or request_id
+            log.log(level, "%s %s %s: opc-request-id %s", CLOUD, method, path, rid)
         return answer
 
     @staticmethod

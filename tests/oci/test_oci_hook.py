@@ -261,6 +261,27 @@ async def test_async_twins(emu):
     assert (mlflow.raw_status, mlflow.state.value) == ("KILLED", "CANCELLED")
 
 
+async def test_the_triggerers_polls_log_their_request_id_at_debug_and_the_workers_at_info(emu, caplog):
+    """At 1,000 watches an INFO line per poll would be 1,000 triggerer log lines a second."""
+    emu.add_task_run("quiet-run", lifecycle=["RUNNING"])
+    hook = OciAiDataPlatformHook()
+    caplog.set_level(logging.DEBUG, logger="airflow_task_runs.oci.hooks")
+    try:
+        polled = await hook.aget_task_run_status(PLATFORM_ID, WORKSPACE_KEY, "quiet-run")
+    finally:
+        await hook.aclose()
+    poked = hook.get_task_run_status(PLATFORM_ID, WORKSPACE_KEY, "quiet-run")
+    levels = [(r.levelno, r.getMessage()) for r in caplog.records if "opc-request-id" in r.getMessage()]
+    assert levels == [
+        (logging.DEBUG, f"OCI AI Data Platform GET {_path('quiet-run')}: opc-request-id {polled.request_id}"),
+        (logging.INFO, f"OCI AI Data Platform GET {_path('quiet-run')}: opc-request-id {poked.request_id}"),
+    ]
+
+
+def _path(task_run_key: str) -> str:
+    return f"/aiDataPlatforms/{PLATFORM_ID}/workspaces/{WORKSPACE_KEY}/taskRuns/{task_run_key}"
+
+
 def test_test_connection(monkeypatch, emu):
     ok, message = OciAiDataPlatformHook().test_connection()
     assert ok, message
