@@ -474,7 +474,9 @@ def refresh_off_the_loop(credentials: Any) -> None:
         return
 
     async def in_a_thread() -> Any:
-        return await asyncio.to_thread(refresh)
+        result = await asyncio.to_thread(refresh)
+        # a plain function may return a coroutine (aiobotocore's credential_process refresher): await it here
+        return await result if inspect.isawaitable(result) else result
 
     in_a_thread.off_the_loop = True  # type: ignore[attr-defined]
     credentials._refresh_using = in_a_thread

@@ -559,3 +559,19 @@ def test_the_endpoint_is_the_url_botocore_itself_sends_to(region, config):
 
     botocores, ours = asyncio.run(both())
     assert ours == botocores
+
+
+def test_a_plain_refresher_that_returns_a_coroutine_still_refreshes():
+    """aiobotocore's credential_process refresher is a lambda returning a coroutine: moved to a
+    thread, its coroutine must still be awaited (a review found it handed back un-awaited)."""
+    from airflow_task_runs.aws.omics_rest import refresh_off_the_loop
+
+    async def retrieve():
+        return {"access_key": "AKIDNEW", "secret_key": "new", "token": None, "expiry_time": "2099-01-01T00:00:00Z"}
+
+    async def frozen():
+        credentials = _expired_refreshable(lambda: retrieve())
+        refresh_off_the_loop(credentials)
+        return await credentials.get_frozen_credentials()
+
+    assert asyncio.run(frozen()).access_key == "AKIDNEW"
