@@ -319,6 +319,9 @@ class DownloadTooSlow(httpcore.ReadTimeout):
 
 #: request extension marking an output download: its body is bounded by the pace, not the deadline
 DOWNLOAD_EXTENSION = "task_runs_download"
+#: request extension an auth sets when it sent a signature made for an earlier identical request
+#: (oci.auth): a 401 to it is retried, and the auth signs the retry afresh
+REUSED_AUTH_EXTENSION = "task_runs_reused_auth"
 #: the progress rule of the output body streaming in this context (None: the deadline rules)
 _PACE: contextvars.ContextVar[DownloadPace | None] = contextvars.ContextVar("task_runs_pace", default=None)
 
@@ -1333,8 +1336,10 @@ class ApiSession:
             operation=operation,
         )
         status = response.status_code
-        err.retryable = (status in self.retry.statuses and status not in self.dialect.never_retry) or bool(
-            self.dialect.is_retryable and self.dialect.is_retryable(err)
+        err.retryable = (
+            (status in self.retry.statuses and status not in self.dialect.never_retry)
+            or bool(self.dialect.is_retryable and self.dialect.is_retryable(err))
+            or (status == 401 and bool(request.extensions.get(REUSED_AUTH_EXTENSION)))
         )
         raise err
 

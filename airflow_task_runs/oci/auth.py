@@ -20,6 +20,7 @@ import base64
 import email.utils
 import functools
 import hashlib
+import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,13 @@ if TYPE_CHECKING:
 GENERIC_HEADERS = ("date", "(request-target)", "host")
 BODY_HEADERS = ("content-length", "content-type", "x-content-sha256")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: a GET or HEAD signs only ``date (request-target) host``: the same read of the same resource
+#: within this many seconds is sent with the signature already made for it. OCI accepts a
+#: ``date`` up to 5 minutes from its clock; a minute of reuse leaves four for clock skew.
+SIGNATURE_REUSE_SECONDS = 60
+#: the most reusable signatures kept per signer (about 600 bytes each)
+MAX_REUSABLE_SIGNATURES = 16_384
+_REUSABLE_METHODS = frozenset({"GET", "HEAD"})
 
 
 class PrivateKeyError(ValueError):
@@ -101,12 +109,20 @@ def signing_string(method: str, raw_path: str, headers: httpx.Headers | dict[str
 
 
 class OciRequestSigner(httpx.Auth):
-    """Signs every request (each retry afresh, with a new ``date``) with an OCI API key.
+    """Signs every request with an OCI API key.
 
     ``date_provider`` returns the ``date`` header value (tests pin it to a vector's date).
 
     ``requires_request_body`` makes httpx hand the body over before signing, so the hash
     covers exactly the bytes that go on the wire.
+
+    An RSA signature costs about 0.3 ms of CPU, the largest part of a status poll: a triggerer
+    polling thousands of runs every few seconds would spend a core signing. A read (GET, HEAD)
+    signs nothing but the date, the path and the host, so one made for the same read less than
+    :data:`SIGNATURE_REUSE_SECONDS` ago is sent again, with its date. Should OCI refuse it
+    (a 401: a clock skewed by nearly 5 minutes), the request is marked
+    (:data:`~airflow_task_runs.core.http.REUSED_AUTH_EXTENSION`), the session retries it, and the
+    retry is signed afresh. Writes and retries after a reused signature are always signed afresh.
     """
 
     requires_request_body = True
@@ -119,24 +135,41 @@ class OciRequestSigner(httpx.Auth):
         fingerprint: str,
         private_key: RSAPrivateKey,
         date_provider: Callable[[], str] | None = None,
+        reuse_seconds: float = SIGNATURE_REUSE_SECONDS,
     ) -> None:
         self.key_id = f"{tenancy}/{user}/{fingerprint}"
         self._private_key = private_key
         self._date_provider = date_provider
+        self._reuse_seconds = reuse_seconds
+        #: (method, path, host) -> (when signed, date, authorization); oldest first
+        self._signed: dict[tuple[str, str, str], tuple[float, str, str]] = {}
+        self._lock = threading.Lock()  # the sync client may be shared by threads
 
     def __repr__(self) -> str:  # never show the key
         return f"OciRequestSigner(key_id={self.key_id!r})"
 
     def sign(self, request: httpx.Request) -> None:
         """Add ``date``, body headers and ``authorization`` to ``request`` in place."""
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
+        from airflow_task_runs.core.http import REUSED_AUTH_EXTENSION
 
         method = request.method.upper()
-        date = request.headers["date"] = self._date_provider() if self._date_provider else http_date()
         host = request.headers.get("host")
         if host is None:
             host = request.headers["host"] = request.url.netloc.decode("ascii")
+        raw_path = request.url.raw_path.decode("ascii")
+        reusable = method in _REUSABLE_METHODS and self._reuse_seconds > 0
+        # a request sent before with a reused signature is being retried: sign it afresh
+        fresh = not reusable or request.extensions.pop(REUSED_AUTH_EXTENSION, False)
+        key = (method, raw_path, host)
+        now = time.time()
+        if not fresh:
+            with self._lock:
+                cached = self._signed.get(key)
+            if cached is not None and 0 <= now - cached[0] < self._reuse_seconds:
+                request.headers["date"], request.headers["authorization"] = cached[1], cached[2]
+                request.extensions[REUSED_AUTH_EXTENSION] = True
+                return
+        date = request.headers["date"] = self._date_provider() if self._date_provider else http_date(now)
         names: tuple[str, ...] = GENERIC_HEADERS
         values = {"date": date, "host": host}
         if method in BODY_METHODS:
@@ -146,12 +179,33 @@ class OciRequestSigner(httpx.Auth):
             values["x-content-sha256"] = request.headers["x-content-sha256"] = body_sha256(body)
             names = GENERIC_HEADERS + BODY_HEADERS
         # the values just set, not read back from httpx's headers (a scan per name, per request)
-        text = signing_string(method, request.url.raw_path.decode("ascii"), values, names)
+        authorization = request.headers["authorization"] = self._authorization(
+            signing_string(method, raw_path, values, names), names
+        )
+        if reusable:
+            self._keep(key, (now, date, authorization))
+
+    def _authorization(self, text: str, names: tuple[str, ...]) -> str:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         signature = self._private_key.sign(text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-        request.headers["authorization"] = (
+        return (
             f'Signature algorithm="rsa-sha256",headers="{" ".join(names)}",keyId="{self.key_id}",'
             f'signature="{base64.b64encode(signature).decode()}",version="1"'
         )
+
+    def _keep(self, key: tuple[str, str, str], signed: tuple[float, str, str]) -> None:
+        """Remember a read's signature; the oldest go first (expired, or over the bound)."""
+        with self._lock:
+            self._signed.pop(key, None)  # re-inserted last: the dict stays oldest first
+            self._signed[key] = signed
+            while True:
+                first = next(iter(self._signed))
+                expired = signed[0] - self._signed[first][0] >= self._reuse_seconds
+                if not expired and len(self._signed) <= MAX_REUSABLE_SIGNATURES:
+                    break
+                del self._signed[first]
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         self.sign(request)
