@@ -270,3 +270,27 @@ def test_a_hook_subclass_from_a_user_module_runs_in_a_trigger(emu):
     (event,) = asyncio.run(_first_events([_trigger(f"{__name__}.NclueAlone", {}, "task_run", {"run_id": run_id})]))
     assert event["event"] == "terminal", event
     assert event["status"]["raw_status"] == "completed"
+
+
+class NclueTimingOut:
+    """A hook whose status call fails with a TimeoutError of its own, long before the deadline."""
+
+    def __new__(cls, **kwargs):
+        from airflow_task_runs.ncp.hooks import NclueHook
+
+        class _TimingOut(NclueHook):
+            def batch_key(self, kind, ref):
+                return None
+
+            async def arun_status(self, kind, ref):
+                raise TimeoutError("the cloud's own gateway timed out")
+
+        return _TimingOut(**kwargs)
+
+
+def test_a_timeout_the_status_call_raises_itself_is_an_error_not_the_deadline(emu):
+    """Only the watch's deadline makes a timeout event; the run may well still be going."""
+    trigger = _trigger(f"{__name__}.NclueTimingOut", {}, "task_run", {"run_id": "r"}, deadline=30)
+    (event,) = asyncio.run(_first_events([trigger]))
+    assert event["event"] == "error", event
+    assert "the cloud's own gateway timed out" in event["message"]
