@@ -63,6 +63,8 @@ class RateLimiter:
 
     def _reserve(self, wire: bool) -> float:
         """Seconds to wait for this caller's slot at one gate (0 when it may go now)."""
+        if self.rate is None:  # no slots to hand out, only a 429's pause: no lock per request
+            return max(0.0, self._paused_until - time.monotonic())
         with self._lock:
             now = time.monotonic()
             last = self._wire_next if wire else self._admit_next
