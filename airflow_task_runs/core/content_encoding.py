@@ -10,7 +10,8 @@ here, never more than ``size`` bytes per step, so the caller's cap (``max_respon
 Checked on the way, as a careful reader would: the gzip magic and every member's CRC and length
 (zlib checks them; a body of several gzip members is read whole), ``deflate`` with or without
 its zlib wrapper (told apart by the header, not by a failed first try), a body cut before its
-compressed stream ended, and bytes after its end (refused: zlib would otherwise keep them all).
+compressed stream ended, bytes after its end (refused: zlib would otherwise keep them all), and
+compressed input that inflates to (almost) nothing, which no decoded-size cap would count.
 An encoding the client did not ask for is refused, named.
 """
 
@@ -27,6 +28,8 @@ ACCEPT_ENCODING = "gzip, deflate"
 STEP = 64 * 1024
 _GZIP = zlib.MAX_WBITS | 16
 _GZIP_MAGIC = b"\x1f\x8b"
+#: compressed input allowed per decoded byte, and over it (see ``Inflater._count``)
+_RATIO, _SLACK = 2, 64 * 1024
 
 
 class UndecodableBody(httpx.DecodingError):
@@ -47,6 +50,8 @@ class Inflater:
         self._z: zlib._Decompress | None = None
         self._held = b""  # the first bytes of a stream, until its header says how to read it
         self._members = 0  # compressed streams begun
+        self._raw = 0  # compressed bytes zlib consumed
+        self._out = 0  # decoded bytes handed on
         if encoding in ("", "identity"):
             self._kind: str | None = None
         elif encoding in ("gzip", "x-gzip"):
@@ -82,6 +87,27 @@ class Inflater:
         self._members += 1
         return z
 
+    def _count(self, raw: int, out: int) -> None:
+        """Refuse compressed input that inflates to (almost) nothing: no cap counts it otherwise.
+
+        Empty gzip members (20 bytes each), empty deflate blocks or an endless gzip file name
+        decode to nothing, so a decoded-size cap never trips and the read never ends. An honest
+        encoder sends little more than it decodes to: deflate falls back to stored blocks (5 bytes
+        per 64 KiB), a gzip member adds 18 bytes and its header's name or extra field, a streaming
+        encoder ~5 bytes per flush. Twice the decoded size plus 64 KiB is well above all of them
+        (a flush every 8 bytes of random data, a 64 KiB header field) and keeps the network bytes
+        a body can cost within a fixed multiple of the caller's decoded cap.
+        """
+        self._raw += raw
+        self._out += out
+        if self._raw > _RATIO * self._out + _SLACK:
+            raise UndecodableBody(
+                f"{self._raw} bytes of the answer's compressed body inflated to only {self._out} bytes, "
+                "far more input than any encoder sends (empty gzip members or deflate blocks?): "
+                "a proxy or server fault",
+                retryable=False,
+            )
+
     @staticmethod
     def _junk() -> UndecodableBody:
         return UndecodableBody("the answer has data after the end of its compressed body", retryable=False)
@@ -102,12 +128,13 @@ class Inflater:
                 out = self._z.decompress(data, self.size)
             except zlib.error as exc:
                 raise UndecodableBody(f"the answer's compressed body is damaged ({exc})", retryable=True) from None
+            rest = self._z.unused_data if self._z.eof else self._z.unconsumed_tail
+            self._count(len(data) - len(rest), len(out))
             if out:
                 yield out
+            data = rest
             if self._z.eof:  # this stream ended: what follows may only be another gzip member
-                data, self._z = self._z.unused_data, None
-            else:
-                data = self._z.unconsumed_tail
+                self._z = None
 
     def end(self) -> bytes:
         """What is left once the body is read; a compressed stream that did not end is refused."""
