@@ -12,7 +12,7 @@ Checked on the way, as a careful reader would: the gzip magic and every member's
 its zlib wrapper (told apart by the header, not by a failed first try), a body cut before its
 compressed stream ended, bytes after its end (refused: zlib would otherwise keep them all), and
 compressed input that inflates to (almost) nothing, which no decoded-size cap would count.
-An encoding the client did not ask for is refused, named.
+An encoding the client did not ask for is refused, named, as is deflate that needs a preset dictionary.
 """
 
 from __future__ import annotations
@@ -83,6 +83,12 @@ class Inflater:
         else:  # RFC 9110 deflate is zlib-wrapped; many servers send it raw: the header tells
             cmf, flg = self._held[0], self._held[1]
             wrapped = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
+            if wrapped and flg & 0x20:  # FDICT
+                raise UndecodableBody(
+                    "the answer's deflate body needs a preset dictionary (zlib FDICT), which HTTP has no way "
+                    "to name: a server fault",
+                    retryable=False,
+                )
             z = zlib.decompressobj() if wrapped else zlib.decompressobj(-zlib.MAX_WBITS)
         self._members += 1
         return z

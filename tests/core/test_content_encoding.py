@@ -134,6 +134,19 @@ def test_an_error_answer_in_a_refused_encoding_keeps_its_status(ncp):
     assert caught.value.status_code == 403 and not caught.value.retryable
 
 
+def test_deflate_with_a_preset_dictionary_is_refused_by_name_and_not_asked_again(ncp):
+    """A zlib stream with FDICT set can never be inflated (HTTP names no dictionary): it was taken for a
+    damaged body and asked for again."""
+    emu, run_id = ncp
+    document = b'{"run_id": "r", "status": "in_progress"}'
+    compressor = zlib.compressobj(zdict=document)
+    _serve_encoded(emu, run_id, compressor.compress(document) + compressor.flush(), "deflate", times=20)
+    with pytest.raises(ApiError, match="deflate body needs a preset dictionary") as caught:
+        NclueHook(ncp_conn_id="ncp_default").get_status(run_id)
+    assert (caught.value.status_code, caught.value.code, caught.value.retryable) == (200, "UndecodableBody", False)
+    assert len(emu.requests_to(f"/api/v1/task-runs/{run_id}")) == 1  # the same answer would come again
+
+
 def test_bytes_after_the_gzip_body_are_refused(ncp):
     """zlib keeps whatever follows the end of a gzip stream, uncounted by the cap: a review read 48 MiB of
     junk to its end under a 4 MiB cap. It is refused, and not asked again."""
