@@ -149,8 +149,8 @@ class Inflater:
         if self._z is None:
             if not self._held:
                 return b""  # every stream ended, or nothing came at all (HEAD, 204, 304)
-            if self._members:
-                raise self._junk()
+            if self._members and (self._kind == "deflate" or not _GZIP_MAGIC.startswith(self._held)):
+                raise self._junk()  # what a gzip member cannot start with; deflate is one stream
             raise UndecodableBody("the answer's compressed body is cut short", retryable=True)
         try:
             tail = self._z.flush()  # what zlib still holds: under one step

@@ -223,6 +223,17 @@ def test_a_large_body_sent_stored_reads_whole(ncp, encoding):
     assert hook.get_status(run_id).details == plain.details
 
 
+def test_a_gzip_body_cut_in_its_second_members_magic_is_asked_again(ncp):
+    """One byte after a whole gzip member, 0x1f, is the start of a second member cut short, not junk: it
+    was refused as data after the end of the body, and not asked again."""
+    emu, run_id = ncp
+    hook = NclueHook(ncp_conn_id="ncp_default")
+    plain = hook.get_status(run_id)
+    _serve_encoded(emu, run_id, gzip.compress(json.dumps(plain.details).encode()) + b"\x1f", "gzip")
+    assert hook.get_status(run_id).details == plain.details
+    assert len(emu.requests_to(f"/api/v1/task-runs/{run_id}")) == 3  # the plain read, the cut one, its retry
+
+
 def _inflate(encoding: str, pieces: list[bytes], size: int = STEP) -> bytes:
     inflater = Inflater(encoding, size)
     out = [piece for data in pieces for piece in inflater.feed(data)]
@@ -310,12 +321,26 @@ def test_every_chunking_reads_the_same_even_one_byte_at_a_time(encoding):
         pytest.param(lambda doc: gzip.compress(doc)[: len(gzip.compress(doc)) // 2], id="half"),
         pytest.param(lambda doc: gzip.compress(doc)[:-8], id="no-crc-trailer"),
         pytest.param(lambda doc: b"\x1f", id="one-byte"),
+        pytest.param(lambda doc: gzip.compress(doc) + b"\x1f", id="in-the-second-members-magic"),
     ],
 )
 def test_a_gzip_body_cut_short_is_refused(body):
     with pytest.raises(httpx.DecodingError, match="cut short") as caught:
         _inflate("gzip", [body(b"x" * 5000)])
     assert caught.value.retryable  # the next answer may come whole
+
+
+@pytest.mark.parametrize(
+    "encoding, body",
+    [
+        pytest.param("gzip", gzip.compress(b"{}") + b"x", id="gzip-then-a-byte-no-member-starts-with"),
+        pytest.param("deflate", zlib.compress(b"{}") + b"\x1f", id="deflate-then-any-byte"),
+    ],
+)
+def test_one_byte_of_junk_after_the_body_is_refused(encoding, body):
+    with pytest.raises(httpx.DecodingError, match="data after the end of its compressed body") as caught:
+        _inflate(encoding, [body])
+    assert not caught.value.retryable
 
 
 def test_gzip_that_is_not_gzip_is_refused():
