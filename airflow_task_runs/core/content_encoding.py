@@ -10,8 +10,9 @@ here, never more than ``size`` bytes per step, so the caller's cap (``max_respon
 Checked on the way, as a careful reader would: the gzip magic and every member's CRC and length
 (zlib checks them; a body of several gzip members is read whole), ``deflate`` with or without
 its zlib wrapper (told apart by the header, not by a failed first try), a body cut before its
-compressed stream ended, and bytes after its end (refused: zlib would otherwise keep them all).
-An encoding the client did not ask for is refused, named.
+compressed stream ended, bytes after its end (refused: zlib would otherwise keep them all), and
+compressed input that inflates to (almost) nothing, which no decoded-size cap would count.
+An encoding the client did not ask for is refused, named, as is deflate that needs a preset dictionary.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ ACCEPT_ENCODING = "gzip, deflate"
 STEP = 64 * 1024
 _GZIP = zlib.MAX_WBITS | 16
 _GZIP_MAGIC = b"\x1f\x8b"
+#: compressed input allowed per decoded byte, and over it (see ``Inflater._count``)
+_RATIO, _SLACK = 2, 64 * 1024
 
 
 class UndecodableBody(httpx.DecodingError):
@@ -47,6 +50,8 @@ class Inflater:
         self._z: zlib._Decompress | None = None
         self._held = b""  # the first bytes of a stream, until its header says how to read it
         self._members = 0  # compressed streams begun
+        self._raw = 0  # compressed bytes zlib consumed
+        self._out = 0  # decoded bytes handed on
         if encoding in ("", "identity"):
             self._kind: str | None = None
         elif encoding in ("gzip", "x-gzip"):
@@ -78,9 +83,36 @@ class Inflater:
         else:  # RFC 9110 deflate is zlib-wrapped; many servers send it raw: the header tells
             cmf, flg = self._held[0], self._held[1]
             wrapped = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
+            if wrapped and flg & 0x20:  # FDICT
+                raise UndecodableBody(
+                    "the answer's deflate body needs a preset dictionary (zlib FDICT), which HTTP has no way "
+                    "to name: a server fault",
+                    retryable=False,
+                )
             z = zlib.decompressobj() if wrapped else zlib.decompressobj(-zlib.MAX_WBITS)
         self._members += 1
         return z
+
+    def _count(self, raw: int, out: int) -> None:
+        """Refuse compressed input that inflates to (almost) nothing: no cap counts it otherwise.
+
+        Empty gzip members (20 bytes each), empty deflate blocks or an endless gzip file name
+        decode to nothing, so a decoded-size cap never trips and the read never ends. An honest
+        encoder sends little more than it decodes to: deflate falls back to stored blocks (5 bytes
+        per 64 KiB), a gzip member adds 18 bytes and its header's name or extra field, a streaming
+        encoder ~5 bytes per flush. Twice the decoded size plus 64 KiB is well above all of them
+        (a flush every 8 bytes of random data, a 64 KiB header field) and keeps the network bytes
+        a body can cost within a fixed multiple of the caller's decoded cap.
+        """
+        self._raw += raw
+        self._out += out
+        if self._raw > _RATIO * self._out + _SLACK:
+            raise UndecodableBody(
+                f"{self._raw} bytes of the answer's compressed body inflated to only {self._out} bytes, "
+                "far more input than any encoder sends (empty gzip members or deflate blocks?): "
+                "a proxy or server fault",
+                retryable=False,
+            )
 
     @staticmethod
     def _junk() -> UndecodableBody:
@@ -102,12 +134,13 @@ class Inflater:
                 out = self._z.decompress(data, self.size)
             except zlib.error as exc:
                 raise UndecodableBody(f"the answer's compressed body is damaged ({exc})", retryable=True) from None
+            rest = self._z.unused_data if self._z.eof else self._z.unconsumed_tail
+            self._count(len(data) - len(rest), len(out))
             if out:
                 yield out
+            data = rest
             if self._z.eof:  # this stream ended: what follows may only be another gzip member
-                data, self._z = self._z.unused_data, None
-            else:
-                data = self._z.unconsumed_tail
+                self._z = None
 
     def end(self) -> bytes:
         """What is left once the body is read; a compressed stream that did not end is refused."""
@@ -116,8 +149,8 @@ class Inflater:
         if self._z is None:
             if not self._held:
                 return b""  # every stream ended, or nothing came at all (HEAD, 204, 304)
-            if self._members:
-                raise self._junk()
+            if self._members and (self._kind == "deflate" or not _GZIP_MAGIC.startswith(self._held)):
+                raise self._junk()  # what a gzip member cannot start with; deflate is one stream
             raise UndecodableBody("the answer's compressed body is cut short", retryable=True)
         try:
             tail = self._z.flush()  # what zlib still holds: under one step

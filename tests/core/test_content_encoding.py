@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import random
 import tracemalloc
 import zlib
 
 import httpx
 import pytest
 
-from airflow_task_runs.core.content_encoding import ACCEPT_ENCODING, STEP, Inflater
+from airflow_task_runs.core.content_encoding import ACCEPT_ENCODING, STEP, Inflater, UndecodableBody
 from airflow_task_runs.core.errors import ApiError
 from airflow_task_runs.ncp.hooks import NclueHook
 
@@ -103,8 +104,8 @@ def test_compressed_answer_reads_as_the_plain_one(ncp, encoding, mode):
     assert sent.headers["accept-encoding"] == ACCEPT_ENCODING
 
 
-def _raw_deflate(data: bytes) -> bytes:
-    compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+def _raw_deflate(data: bytes, level: int = 6) -> bytes:
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
     return compressor.compress(data) + compressor.flush()
 
 
@@ -133,6 +134,19 @@ def test_an_error_answer_in_a_refused_encoding_keeps_its_status(ncp):
     assert caught.value.status_code == 403 and not caught.value.retryable
 
 
+def test_deflate_with_a_preset_dictionary_is_refused_by_name_and_not_asked_again(ncp):
+    """A zlib stream with FDICT set can never be inflated (HTTP names no dictionary): it was taken for a
+    damaged body and asked for again."""
+    emu, run_id = ncp
+    document = b'{"run_id": "r", "status": "in_progress"}'
+    compressor = zlib.compressobj(zdict=document)
+    _serve_encoded(emu, run_id, compressor.compress(document) + compressor.flush(), "deflate", times=20)
+    with pytest.raises(ApiError, match="deflate body needs a preset dictionary") as caught:
+        NclueHook(ncp_conn_id="ncp_default").get_status(run_id)
+    assert (caught.value.status_code, caught.value.code, caught.value.retryable) == (200, "UndecodableBody", False)
+    assert len(emu.requests_to(f"/api/v1/task-runs/{run_id}")) == 1  # the same answer would come again
+
+
 def test_bytes_after_the_gzip_body_are_refused(ncp):
     """zlib keeps whatever follows the end of a gzip stream, uncounted by the cap: a review read 48 MiB of
     junk to its end under a 4 MiB cap. It is refused, and not asked again."""
@@ -143,10 +157,149 @@ def test_bytes_after_the_gzip_body_are_refused(ncp):
     assert caught.value.status_code == 200 and not caught.value.retryable
 
 
+#: four empty non-final fixed-Huffman deflate blocks (10 bits each), ending on a byte boundary
+_EMPTY_FIXED_BLOCKS = b"\x02\x08\x20\x80\x00"
+#: one empty non-final stored deflate block
+_EMPTY_STORED_BLOCK = b"\x00\x00\x00\xff\xff"
+
+
+def _padded(encoding: str, document: bytes, size: int) -> bytes:
+    """``document`` compressed after ``size`` bytes of compressed input that inflate to nothing."""
+    if encoding == "gzip":
+        empty = gzip.compress(b"", mtime=0)
+        return empty * (size // len(empty)) + gzip.compress(document)
+    blocks = _EMPTY_STORED_BLOCK if encoding == "deflate" else _EMPTY_FIXED_BLOCKS
+    body = blocks * (size // len(blocks)) + _raw_deflate(document)
+    if encoding == "deflate":  # zlib-wrapped: header, the blocks, the Adler-32 of what they inflate to
+        body = b"\x78\x9c" + body + zlib.adler32(document).to_bytes(4, "big")
+    return body
+
+
+def _decompress(encoding: str, body: bytes) -> bytes:
+    """``body`` decoded by the standard library, whole."""
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    return zlib.decompress(body, zlib.MAX_WBITS if encoding == "deflate" else -zlib.MAX_WBITS)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_compressed_input_that_inflates_to_nothing_is_refused(ncp, encoding, mode):
+    """Empty gzip members or deflate blocks inflate to nothing, so no decoded-size cap counted them: 2 MiB of
+    them were read whole to reach the answer after them, and an endless run (sent chunked) was read forever.
+    Refused after the first 64 KiB or so, and not asked again."""
+    emu, run_id = ncp
+    document = b'{"run_id": "r", "status": "in_progress"}'
+    assert _decompress(encoding, _padded(encoding, document, 64 * 1024)) == document  # valid, only padded
+    body = _padded(encoding, document, 2 * MIB)
+    _serve_encoded(emu, run_id, body, encoding.removesuffix("-raw"), times=20)
+    hook = NclueHook(ncp_conn_id="ncp_default")
+
+    async def poll() -> None:
+        try:
+            await hook.aget_status(run_id)
+        finally:
+            await hook.aclose()
+
+    with pytest.raises(ApiError, match=r"bytes of the answer's compressed body inflated to only 0 bytes") as caught:
+        hook.get_status(run_id) if mode == "sync" else asyncio.run(poll())
+    assert (caught.value.status_code, caught.value.code, caught.value.retryable) == (200, "UndecodableBody", False)
+    assert len(emu.requests_to(f"/api/v1/task-runs/{run_id}")) == 1  # the same answer would come again
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw"])
+def test_a_large_body_sent_stored_reads_whole(ncp, encoding):
+    """Stored (level 0) is what an encoder sends for incompressible data: 5 bytes over per 64 KiB."""
+    emu, run_id = ncp
+    hook = NclueHook(ncp_conn_id="ncp_default")
+    plain = hook.get_status(run_id)
+    document = json.dumps(plain.details).encode() + b" " * (3 * MIB)
+    compress = {
+        "gzip": lambda data: gzip.compress(data, 0),
+        "deflate": lambda data: zlib.compress(data, 0),
+        "deflate-raw": lambda data: _raw_deflate(data, 0),
+    }[encoding]
+    _serve_encoded(emu, run_id, compress(document), encoding.removesuffix("-raw"))
+    assert hook.get_status(run_id).details == plain.details
+
+
+def test_a_gzip_body_cut_in_its_second_members_magic_is_asked_again(ncp):
+    """One byte after a whole gzip member, 0x1f, is the start of a second member cut short, not junk: it
+    was refused as data after the end of the body, and not asked again."""
+    emu, run_id = ncp
+    hook = NclueHook(ncp_conn_id="ncp_default")
+    plain = hook.get_status(run_id)
+    _serve_encoded(emu, run_id, gzip.compress(json.dumps(plain.details).encode()) + b"\x1f", "gzip")
+    assert hook.get_status(run_id).details == plain.details
+    assert len(emu.requests_to(f"/api/v1/task-runs/{run_id}")) == 3  # the plain read, the cut one, its retry
+
+
 def _inflate(encoding: str, pieces: list[bytes], size: int = STEP) -> bytes:
     inflater = Inflater(encoding, size)
     out = [piece for data in pieces for piece in inflater.feed(data)]
     return b"".join(out) + inflater.end()
+
+
+@pytest.mark.parametrize(
+    "encoding, start, filler",
+    [
+        pytest.param("gzip", b"", gzip.compress(b"", mtime=0), id="empty-gzip-members"),
+        pytest.param("gzip", b"", gzip.compress(b"x", mtime=0), id="one-byte-gzip-members"),
+        pytest.param("gzip", b"\x1f\x8b\x08\x08\x00\x00\x00\x00\x00\x03", b"a", id="endless-gzip-file-name"),
+        pytest.param("deflate", b"\x78\x9c", _EMPTY_STORED_BLOCK, id="empty-stored-blocks"),
+        pytest.param("deflate", b"", _EMPTY_FIXED_BLOCKS, id="empty-fixed-blocks-raw"),
+    ],
+)
+def test_compressed_input_that_inflates_to_almost_nothing_is_refused_within_two_reads(encoding, start, filler):
+    inflater = Inflater(encoding)
+    read = filler * (STEP // len(filler))  # one network read's worth; an attacker's reads would not end
+    fed = 0
+    with pytest.raises(UndecodableBody, match=r"compressed body inflated to only \d+ bytes") as caught:
+        for data in [start] + [read] * 16:
+            fed += len(data)
+            list(inflater.feed(data))
+    assert not caught.value.retryable and fed <= len(start) + 2 * len(read)
+
+
+def _gzip_member_named(data: bytes, name: bytes) -> bytes:
+    """A gzip member whose header carries a file name (FNAME), as ``gzip`` the command writes."""
+    header = b"\x1f\x8b\x08\x08" + bytes(4) + b"\x00\x03" + name + b"\x00"
+    return header + _raw_deflate(data) + zlib.crc32(data).to_bytes(4, "little") + len(data).to_bytes(4, "little")
+
+
+def _flushed_every(data: bytes, n: int) -> bytes:
+    """``data`` gzipped by a streaming encoder that flushes after every ``n`` bytes written."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    parts = [compressor.compress(data[i : i + n]) + compressor.flush(zlib.Z_SYNC_FLUSH) for i in range(0, len(data), n)]
+    return b"".join(parts) + compressor.flush()
+
+
+_RANDOM = random.Random(7).randbytes(MIB)  # incompressible: an encoder sends it stored
+
+
+@pytest.mark.parametrize(
+    "encoding, body, expected",
+    [
+        pytest.param("gzip", gzip.compress(_RANDOM, 9), _RANDOM, id="incompressible-gzip"),
+        pytest.param("deflate", zlib.compress(_RANDOM, 0), _RANDOM, id="incompressible-deflate-level-0"),
+        pytest.param("deflate", _raw_deflate(_RANDOM, 9), _RANDOM, id="incompressible-deflate-raw"),
+        pytest.param("gzip", _flushed_every(_RANDOM[: MIB // 4], 8), _RANDOM[: MIB // 4], id="flushed-every-8-bytes"),
+        pytest.param(
+            "gzip",
+            b"".join(gzip.compress(part) for part in (b"", b"{", b'"a": ', _RANDOM[:1000].hex().encode(), b"}")),
+            b'{"a": ' + _RANDOM[:1000].hex().encode() + b"}",
+            id="five-gzip-members",
+        ),
+        pytest.param("gzip", _gzip_member_named(b"{}", b"n" * 4096), b"{}", id="gzip-with-a-4-KiB-file-name"),
+        pytest.param("gzip", gzip.compress(b""), b"", id="tiny-gzip-empty"),
+        pytest.param("gzip", gzip.compress(b"{}"), b"{}", id="tiny-gzip"),
+        pytest.param("deflate", zlib.compress(b""), b"", id="tiny-deflate-empty"),
+        pytest.param("deflate", _raw_deflate(b"{}"), b"{}", id="tiny-deflate-raw"),
+    ],
+)
+def test_honest_bodies_are_not_taken_for_padding(encoding, body, expected):
+    assert _inflate(encoding, [body]) == expected
+    assert _inflate(encoding, [body[i : i + 1000] for i in range(0, len(body), 1000)]) == expected
 
 
 def test_a_body_of_several_gzip_members_is_read_whole():
@@ -168,12 +321,26 @@ def test_every_chunking_reads_the_same_even_one_byte_at_a_time(encoding):
         pytest.param(lambda doc: gzip.compress(doc)[: len(gzip.compress(doc)) // 2], id="half"),
         pytest.param(lambda doc: gzip.compress(doc)[:-8], id="no-crc-trailer"),
         pytest.param(lambda doc: b"\x1f", id="one-byte"),
+        pytest.param(lambda doc: gzip.compress(doc) + b"\x1f", id="in-the-second-members-magic"),
     ],
 )
 def test_a_gzip_body_cut_short_is_refused(body):
     with pytest.raises(httpx.DecodingError, match="cut short") as caught:
         _inflate("gzip", [body(b"x" * 5000)])
     assert caught.value.retryable  # the next answer may come whole
+
+
+@pytest.mark.parametrize(
+    "encoding, body",
+    [
+        pytest.param("gzip", gzip.compress(b"{}") + b"x", id="gzip-then-a-byte-no-member-starts-with"),
+        pytest.param("deflate", zlib.compress(b"{}") + b"\x1f", id="deflate-then-any-byte"),
+    ],
+)
+def test_one_byte_of_junk_after_the_body_is_refused(encoding, body):
+    with pytest.raises(httpx.DecodingError, match="data after the end of its compressed body") as caught:
+        _inflate(encoding, [body])
+    assert not caught.value.retryable
 
 
 def test_gzip_that_is_not_gzip_is_refused():
