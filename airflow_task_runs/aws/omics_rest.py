@@ -10,7 +10,7 @@ rate limit, bounded reads and time budget, signed by :class:`~airflow_task_runs.
 
 What still comes from the amazon provider's aiobotocore client (built once per hook): the
 endpoint (and the ``workflows-`` host prefix these operations carry, when botocore would inject
-it), the region, the credentials (keys, profiles, assumed roles; a refresh runs off the event loop),
+it), the region, the credentials (keys, profiles, assumed roles; fetched and refreshed off the event loop),
 TLS verification, the retry attempts and timeouts of its ``Config``, the user agent, and the
 service model, which says what botocore's parser would keep of each answer: the answers are
 reduced to the same members, in the same order, with the same values (timestamps included),
@@ -321,18 +321,12 @@ class OmicsRestClient:
         self, method: str, path: str, operation: str, params: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> tuple[Any, dict[str, Any], httpx.Response]:
         """(the answer's JSON, that JSON as botocore's parser returns it, the response)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             body, response = await self.session.arequest_json(
                 method, path, params=params, operation=operation, **kwargs
             )
-        except (BotoCoreError, ClientError) as exc:  # from signing: the credentials' refresh (AssumeRole...) failed
-            from airflow_task_runs.core.botocore_errors import api_error
-
-            raise api_error(
-                exc, operation, "refreshing the connection's AWS credentials", CLOUD, self.session.host
-            ) from None
+        except refresh_errors() as exc:  # from signing: the credentials' refresh (AssumeRole...) failed
+            raise refresh_error(exc, operation, self.session.host) from None
         try:
             parsed = self.shapes.parse(operation, body)
         except (ValueError, TypeError, AttributeError) as exc:  # a value botocore could not convert either
@@ -460,6 +454,41 @@ class OmicsRestClient:
         which AWS may answer with a ``ConflictException``, as it did for botocore's retries."""
         _, _, response = await self._call("POST", f"/run/{_segment(run_id)}/cancel", "CancelRun", content=b"")
         return request_id(response)
+
+
+REFRESHING = "refreshing the connection's AWS credentials"
+
+
+def refresh_errors() -> tuple[type[BaseException], ...]:
+    """What a failed credentials refresh raises: botocore's errors."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return BotoCoreError, ClientError
+
+
+def refresh_error(exc: BaseException, operation: str, host: str | None) -> BaseException:
+    """A failed credentials refresh as one :class:`ApiError` naming the call and the host."""
+    from airflow_task_runs.core.botocore_errors import api_error
+
+    return api_error(exc, operation, REFRESHING, CLOUD, host)
+
+
+async def first_credentials(client: Any, operation: str) -> Any:
+    """The frozen credentials ``client`` signs with (None without any), fetched off the event loop.
+
+    The amazon provider's web identity credentials (and any deferred refreshable ones) are
+    fetched at their first use, by a blocking boto3 STS call: it runs in a thread, as every later
+    refresh does. A failure is the :class:`ApiError` of :func:`refresh_error`.
+    """
+    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    if credentials is None:
+        return None
+    refresh_off_the_loop(credentials)
+    try:
+        return await credentials.get_frozen_credentials()
+    except refresh_errors() as exc:
+        parts = urllib.parse.urlsplit(endpoint(client))
+        raise refresh_error(exc, operation, f"{parts.scheme}://{parts.netloc}") from None
 
 
 def refresh_off_the_loop(credentials: Any) -> None:

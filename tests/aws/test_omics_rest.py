@@ -575,3 +575,123 @@ def test_a_plain_refresher_that_returns_a_coroutine_still_refreshes():
         return await credentials.get_frozen_credentials()
 
     assert asyncio.run(frozen()).access_key == "AKIDNEW"
+
+
+# -- the first credentials fetch ---------------------------------------------------------------
+def _web_identity(emu, monkeypatch, fetch):
+    """The aws connection assumes a role by web identity, as the amazon provider builds it for a
+    trigger (deferred credentials: nothing is fetched until the first use), with ``fetch`` in
+    place of the blocking boto3 STS call of botocore's fetcher."""
+    from types import SimpleNamespace
+
+    from airflow.providers.amazon.aws.hooks.base_aws import BaseSessionFactory
+
+    conn = emu.airflow_connection()
+    conn["extra"].update(
+        role_arn="arn:aws:iam::123456789012:role/OmicsWatcher",
+        assume_role_method="assume_role_with_web_identity",
+        assume_role_with_web_identity_federation="file",
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    monkeypatch.setattr(
+        BaseSessionFactory,
+        "_get_web_identity_credential_fetcher",
+        lambda self: SimpleNamespace(fetch_credentials=fetch),
+    )
+
+
+class _LoopWatch:
+    """Ticks of the event loop, each a (start, end) of a 10 ms sleep on the perf_counter clock."""
+
+    def __init__(self) -> None:
+        self.ticks: list[tuple[float, float]] = []
+
+    async def run(self, work):
+        async def ticker():
+            while True:
+                before = time.perf_counter()
+                await asyncio.sleep(0.01)
+                self.ticks.append((before, time.perf_counter()))
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(0)  # ticking before the work starts
+        try:
+            return await work()
+        finally:
+            tick.cancel()
+
+    def stall_during(self, start: float, end: float) -> float:
+        """The longest the loop was held up by a tick overlapping [start, end]."""
+        return max((after - before - 0.01 for before, after in self.ticks if after > start and before < end), default=0)
+
+
+def test_the_first_credentials_fetch_runs_off_the_event_loop(emu, monkeypatch):
+    """Web identity credentials are fetched at their first use, in aclient(), where aiobotocore
+    called the provider's blocking STS fetcher on the loop: every trigger stalled as long as STS took.
+
+    Only the fetch is timed: building the aiobotocore client (aiobotocore's create_client, reading
+    botocore's JSON models) holds the loop on its own, before the fetch starts."""
+    from airflow_task_runs.core.secrets import redact
+
+    run_id = emu.add_run(lifecycle=[("COMPLETED", 0)])
+    fetches: list[tuple[float, float]] = []
+
+    def slow_sts():
+        started = time.perf_counter()
+        time.sleep(0.5)
+        fetches.append((started, time.perf_counter()))
+        return {
+            "access_key": emu.access_key,
+            "secret_key": emu.secret_key,
+            "token": "first-fetch-session-token",
+            "expiry_time": "2099-01-01T00:00:00Z",
+        }
+
+    _web_identity(emu, monkeypatch, slow_sts)
+    watch = _LoopWatch()
+
+    async def call(hook):
+        return await watch.run(lambda: asyncio.gather(*(hook.aget_run_status(run_id) for _ in range(20))))
+
+    statuses = _async(call)
+    assert {s.raw_status for s in statuses} == {"COMPLETED"}
+    assert len(fetches) == 1  # fetched once for the 20 calls racing
+    stall = watch.stall_during(*fetches[0])
+    assert stall < 0.2, f"the event loop stalled {stall:.2f} s during the first credentials fetch"
+    assert redact("token first-fetch-session-token") == "token ***"
+
+
+def test_a_failed_first_credentials_fetch_is_an_api_error_naming_the_call(emu, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    def refuse():
+        raise ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "not allowed to assume"}}, "AssumeRoleWithWebIdentity"
+        )
+
+    _web_identity(emu, monkeypatch, refuse)
+    run_id = emu.add_run(lifecycle=[("COMPLETED", 0)])
+
+    opened = []
+    get_async_conn = HealthOmicsHook.get_async_conn
+
+    async def recording(self):
+        opened.append(await get_async_conn(self))
+        return opened[-1]
+
+    monkeypatch.setattr(HealthOmicsHook, "get_async_conn", recording)
+
+    async def call(hook):
+        try:
+            return await hook.aget_run_status(run_id)
+        finally:
+            assert hook._async_client is None and hook._async_stack is None  # nothing half-built kept
+
+    with pytest.raises(ApiError, match="refreshing the connection's AWS credentials") as caught:
+        _async(call)
+    err = caught.value
+    assert err.code == "AccessDenied" and "GetRun" in str(err) and "not allowed to assume" in str(err)
+    assert "127.0.0.1" in (err.host or "")
+    assert emu.requests == []
+    (client,) = (context._client for context in opened)
+    assert client._endpoint.http_session._sessions is None  # the client opened for it was closed
