@@ -459,8 +459,19 @@ class OmicsRestClient:
 REFRESHING = "refreshing the connection's AWS credentials"
 
 
+def _without_words(error: BaseException) -> str:
+    """A refresher's own error, told without its message: only its type (and an ``OSError``'s
+    ``strerror`` and file name, such as a missing web identity token file). Its words may carry what
+    it was handling (a token, an STS answer), which the masker does not know."""
+    if isinstance(error, OSError) and error.strerror:
+        detail = f": {error.strerror}" + (f" ({error.filename})" if error.filename else "")
+    else:
+        detail = " (its message is left out: it may carry a secret)"
+    return f"the refresher raised {type(error).__name__}{detail}"
+
+
 def refresh_errors() -> tuple[type[BaseException], ...]:
-    """What a failed credentials refresh raises: botocore's errors."""
+    """What a failed credentials refresh raises (see :func:`refresh_off_the_loop`): botocore's errors."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     return BotoCoreError, ClientError
@@ -494,21 +505,37 @@ async def first_credentials(client: Any, operation: str) -> Any:
 def refresh_off_the_loop(credentials: Any) -> None:
     """Make a synchronous refresh (the amazon provider's AssumeRole, web identity: boto3 STS calls)
     run in a thread: aiobotocore would call it on the event loop, stalling every trigger for as long
-    as STS takes (up to the connection's retries and timeouts). An async refresh is left as it is."""
+    as STS takes (up to the connection's retries and timeouts). An async refresh is awaited as it was.
+
+    Either way a refresher's own error (not botocore's) leaves as botocore's
+    ``CredentialRetrievalError``, without its words and unchained from it (aiobotocore logs a
+    failed refresh with its traceback); :func:`refresh_error` makes it, like botocore's own
+    errors, the call's :class:`ApiError`.
+    """
     import asyncio
     import inspect
 
+    from botocore.exceptions import BotoCoreError, ClientError, CredentialRetrievalError
+
     refresh = getattr(credentials, "_refresh_using", None)
-    if refresh is None or inspect.iscoroutinefunction(refresh) or getattr(refresh, "off_the_loop", False):
+    if refresh is None or getattr(refresh, "off_the_loop", False):
         return
+    method = getattr(credentials, "method", None)
+    is_async = inspect.iscoroutinefunction(refresh)
 
-    async def in_a_thread() -> Any:
-        result = await asyncio.to_thread(refresh)
-        # a plain function may return a coroutine (aiobotocore's credential_process refresher): await it here
-        return await result if inspect.isawaitable(result) else result
+    async def guarded() -> Any:
+        try:
+            result = refresh() if is_async else await asyncio.to_thread(refresh)
+            # a plain function may return a coroutine (aiobotocore's credential_process refresher): await it here
+            return await result if inspect.isawaitable(result) else result
+        except (BotoCoreError, ClientError):
+            raise
+        except Exception as exc:
+            error = CredentialRetrievalError(provider=method or "custom", error_msg=_without_words(exc))
+        raise error  # out of the except block: not chained to the words it leaves out
 
-    in_a_thread.off_the_loop = True  # type: ignore[attr-defined]
-    credentials._refresh_using = in_a_thread
+    guarded.off_the_loop = True  # type: ignore[attr-defined]
+    credentials._refresh_using = guarded
 
 
 def _warn_ignored_config(config: Any) -> None:

@@ -42,7 +42,7 @@ def api_error(
     hint_not_found: bool = False,
 ) -> BaseException:
     """A botocore (or parse) error as the core :class:`ApiError`: cloud, host, operation, code, request id."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from botocore.exceptions import BotoCoreError, ClientError, CredentialRetrievalError, NoCredentialsError
     from pydantic import ValidationError
 
     from airflow_task_runs.core.errors import MalformedResponseError
@@ -68,15 +68,20 @@ def api_error(
             retryable=code in ("ThrottlingException", "InternalServerException", "RequestTimeoutException"),
             host=host,
         )
-    if isinstance(exc, NoCredentialsError):
-        return ApiError(
-            cloud=cloud,
-            status_code=None,
-            code="NoCredentials",
-            message=f"{operation}{suffix}: no AWS credentials found; set them in the aws connection "
-            "(login/password or role_arn) or in the worker's environment",
-            host=host,
-        )
+    if isinstance(exc, (NoCredentialsError, CredentialRetrievalError)):
+        if isinstance(exc, NoCredentialsError):
+            code = "NoCredentials"
+            words = (
+                "no AWS credentials found; set them in the aws connection (login/password or role_arn) or in the "
+                "worker's environment"
+            )
+        else:  # a refresh failed: a botocore fetcher, or a refresher's own error (aws.omics_rest, words left out)
+            code = type(exc).__name__
+            words = (
+                f"{exc}; check the aws connection's role_arn and assume_role_method, and what they use where this "
+                "runs (a web identity token file, a profile, a credential_process)"
+            )
+        return ApiError(cloud=cloud, status_code=None, code=code, message=f"{operation}{suffix}: {words}", host=host)
     if isinstance(exc, BotoCoreError):
         return ApiError(
             cloud=cloud,

@@ -695,3 +695,70 @@ def test_a_failed_first_credentials_fetch_is_an_api_error_naming_the_call(emu, m
     assert emu.requests == []
     (client,) = (context._client for context in opened)
     assert client._endpoint.http_session._sessions is None  # the client opened for it was closed
+
+
+# -- a refresher's own errors (not botocore's) --------------------------------------------------
+SECRET = "wJalrXUtnFEMI/K7MDENG/leaked-in-an-error"
+OWN_ERRORS = [
+    pytest.param(
+        RuntimeError(f"STS answered {{'SecretAccessKey': '{SECRET}'}}"),
+        "RuntimeError (its message is left out: it may carry a secret)",
+        id="RuntimeError",
+    ),
+    pytest.param(
+        ValueError(f"cannot parse {SECRET}"),
+        "ValueError (its message is left out: it may carry a secret)",
+        id="ValueError",
+    ),
+    pytest.param(
+        OSError(f"socket said {SECRET}"), "OSError (its message is left out: it may carry a secret)", id="OSError-words"
+    ),
+    pytest.param(
+        FileNotFoundError(2, "No such file or directory", "/var/run/secrets/eks/token"),
+        "FileNotFoundError: No such file or directory (/var/run/secrets/eks/token)",
+        id="OSError-file",
+    ),
+]
+
+
+def _assert_mapped_without_secret(err, said, caplog):
+    assert isinstance(err, ApiError) and err.code == "CredentialRetrievalError"
+    assert "GetRun (refreshing the connection's AWS credentials)" in str(err) and f"refresher raised {said}" in str(err)
+    assert "check the aws connection's role_arn" in str(err)
+    assert "127.0.0.1" in (err.host or "")
+    logged = caplog.text  # aiobotocore logs a failed refresh with its traceback
+    assert "Refreshing temporary credentials failed" in logged
+    for text in (str(err), repr(err), logged, repr(err.__context__)):
+        assert SECRET not in text
+    chained = err.__context__
+    assert chained is not None and chained.__context__ is None and chained.__cause__ is None  # nothing kept
+
+
+@pytest.mark.parametrize(("error", "said"), OWN_ERRORS)
+def test_a_refreshers_own_error_is_an_api_error_without_its_words(emu, caplog, error, said):
+    def refresh():
+        raise error
+
+    async def call(hook):
+        client = await hook.aclient()
+        client._request_signer._credentials = _expired_refreshable(refresh)
+        return await hook.aget_run("1234567")
+
+    with pytest.raises(ApiError) as caught:
+        _async(call)
+    _assert_mapped_without_secret(caught.value, said, caplog)
+    assert "retrieving credentials from assume-role: the refresher" in str(caught.value)
+    assert emu.requests == []
+
+
+@pytest.mark.parametrize(("error", "said"), OWN_ERRORS[:1])
+def test_a_refreshers_own_error_at_the_first_fetch_is_the_same_api_error(emu, monkeypatch, caplog, error, said):
+    def fetch():
+        raise error
+
+    _web_identity(emu, monkeypatch, fetch)
+    with pytest.raises(ApiError) as caught:
+        _async(lambda hook: hook.aget_run("1234567"))
+    _assert_mapped_without_secret(caught.value, said, caplog)
+    assert "retrieving credentials from assume-role-with-web-identity: the refresher" in str(caught.value)
+    assert emu.requests == []
