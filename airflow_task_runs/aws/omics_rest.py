@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from airflow_task_runs.core.botocore_errors import api_error, error_hint
 from airflow_task_runs.core.errors import ApiError, MalformedResponseError, model_problem
 
 if TYPE_CHECKING:
@@ -62,17 +63,6 @@ THROTTLING_CODES = frozenset(
     }
 )
 TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"})
-#: error codes that mean the credentials, the signature or the permissions are wrong
-AUTH_CODES = frozenset(
-    {
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "IncompleteSignatureException",
-        "MissingAuthenticationTokenException",
-        "ExpiredTokenException",
-    }
-)
 OPERATIONS = ("GetRun", "GetRunTask", "ListRunTasks", "ListRuns", "CancelRun")
 #: outputUriPrefixMode: read from GetRun answers even where botocore's model lacks it (see aws.runs)
 PREFIX_MODE = "outputUriPrefixMode"
@@ -100,11 +90,7 @@ def parse_error(response: httpx.Response, body: Any) -> tuple[str | None, str | 
         words = body.get("message", body.get("Message"))
         message = str(words) if words else None
     message = message or response.reason_phrase or "request failed"
-    if code == "ResourceNotFoundException":
-        message += "; check the run id / task id and the region of the connection"
-    elif code in AUTH_CODES:
-        message += "; check the aws connection's credentials and that its role allows this call"
-    return code, message, None
+    return code, message + error_hint(code), None
 
 
 def is_retryable(codes: frozenset[str]) -> Callable[[ApiError], bool]:
@@ -479,8 +465,6 @@ def refresh_errors() -> tuple[type[BaseException], ...]:
 
 def refresh_error(exc: BaseException, operation: str, host: str | None) -> BaseException:
     """A failed credentials refresh as one :class:`ApiError` naming the call and the host."""
-    from airflow_task_runs.core.botocore_errors import api_error
-
     return api_error(exc, operation, REFRESHING, CLOUD, host)
 
 

@@ -8,6 +8,31 @@ from __future__ import annotations
 
 from airflow_task_runs.core.errors import ApiError, model_problem
 
+#: error codes that mean the credentials, the signature or the permissions are wrong
+AUTH_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+        "MissingAuthenticationTokenException",
+        "ExpiredTokenException",
+    }
+)
+
+
+def error_hint(code: str | None, *, not_found: bool = True) -> str:
+    """What to check after an AWS error ``code`` (``"; check ..."``, or ``""``), for the worker's boto3
+    calls (:func:`api_error`) and the triggerer's HealthOmics calls (``aws.omics_rest``) alike.
+
+    ``not_found``: whether a ``ResourceNotFoundException`` is about a HealthOmics run or task id.
+    """
+    if code == "ResourceNotFoundException" and not_found:
+        return "; check the run id / task id and the region of the connection"
+    if code in AUTH_CODES:
+        return "; check the aws connection's credentials and that its role allows this call"
+    return ""
+
 
 def _transport_hint(exc: Exception, host: str | None) -> str:
     """What a botocore transport error means, and what to check."""
@@ -54,16 +79,11 @@ def api_error(
         status = meta.get("HTTPStatusCode")
         code = err.get("Code") or None
         message = err.get("Message") or f"{operation} failed"
-        hint = ""
-        if code == "ResourceNotFoundException" and hint_not_found:
-            hint = "; check the run id / task id and the region of the connection"
-        elif code in ("AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"):
-            hint = "; check the aws connection's credentials and that its role allows this call"
         return ApiError(
             cloud=cloud,
             status_code=int(status) if status is not None else None,
             code=code,
-            message=f"{operation}{suffix}: {message}{hint}",
+            message=f"{operation}{suffix}: {message}{error_hint(code, not_found=hint_not_found)}",
             request_id=meta.get("RequestId") or None,
             retryable=code in ("ThrottlingException", "InternalServerException", "RequestTimeoutException"),
             host=host,

@@ -762,3 +762,37 @@ def test_a_refreshers_own_error_at_the_first_fetch_is_the_same_api_error(emu, mo
     _assert_mapped_without_secret(caught.value, said, caplog)
     assert "retrieving credentials from assume-role-with-web-identity: the refresher" in str(caught.value)
     assert emu.requests == []
+
+
+# -- the same hints on both paths ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "code",
+    [
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+        "MissingAuthenticationTokenException",
+        "ExpiredTokenException",
+    ],
+)
+def test_a_credentials_error_names_the_credentials_on_the_worker_and_the_triggerer(emu, code):
+    """One helper words the hints of both paths (the worker's boto3 one named fewer codes)."""
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    emu.inject(
+        "status",
+        times=20,
+        status=403,
+        match=f"/run/{run_id}",
+        headers={"x-amzn-ErrorType": code, "x-amzn-RequestId": "denied"},
+        body=b'{"message": "The security token included in the request is expired"}',
+    )
+    errors = []
+    for call in (lambda: HealthOmicsHook().get_run(run_id), lambda: _async(lambda hook: hook.aget_run(run_id))):
+        with pytest.raises(ApiError) as caught:
+            call()
+        errors.append(caught.value)
+    hint = "The security token included in the request is expired; check the aws connection's credentials and that "
+    for err in errors:
+        assert (err.status_code, err.code) == (403, code)
+        assert f"{hint}its role allows this call" in str(err)
