@@ -408,11 +408,11 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
     def _build_omics(self, client: Any) -> OmicsRestClient:
         from airflow_task_runs.aws.omics_rest import OmicsRestClient
-        from airflow_task_runs.core.shared import rate_from_extra, rate_limiter
+        from airflow_task_runs.core.hooks import connection_rate_limiter
 
         conn_id = self.aws_conn_id or ""
         extra = self.conn_config.extra_config or {}
-        rate = rate_from_extra(extra, None, conn_id)
+        limiter = connection_rate_limiter(extra, conn_id, self.conn_type or "aws")
 
         async def mask(credentials: Any) -> None:  # refreshed (assumed-role) keys and tokens
             import asyncio
@@ -426,7 +426,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
             extra=extra,
             conn_id=conn_id,
             max_response_bytes=self._max_response_bytes(),
-            limiter=rate_limiter(self.conn_type or "aws", conn_id, rate),
+            limiter=limiter,
             on_credentials=mask,
         )
 

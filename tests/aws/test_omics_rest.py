@@ -796,3 +796,50 @@ def test_a_credentials_error_names_the_credentials_on_the_worker_and_the_trigger
     for err in errors:
         assert (err.status_code, err.code) == (403, code)
         assert f"{hint}its role allows this call" in str(err)
+
+
+# -- the connection's rate limit ----------------------------------------------------------------
+def _limited_connection(emu, monkeypatch, name, rate):
+    """A new aws connection (limiters live as long as the process) whose extra sets ``rate``."""
+    import uuid
+
+    conn_id = f"aws_{name}_{uuid.uuid4().hex}"
+    conn = emu.airflow_connection()
+    conn["extra"]["max_requests_per_second"] = rate
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    return conn_id
+
+
+def _limiter_after_a_call(conn_id, run_id):
+    async def call(hook):
+        await hook.aget_run(run_id)
+        return (await hook.aomics()).session.limiter
+
+    return _async(call, aws_conn_id=conn_id)
+
+
+def test_the_triggerers_limiter_is_the_aws_connections_one_shared_by_its_hooks(emu, monkeypatch):
+    from airflow_task_runs.core.hooks import connection_rate_limiter
+
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    shared = _limited_connection(emu, monkeypatch, "shared", 50)
+    other = _limited_connection(emu, monkeypatch, "other", "7")
+    first, second = (_limiter_after_a_call(shared, run_id) for _ in range(2))
+    assert first is second and first.rate == 50 and first.name == f"aws connection {shared!r}"
+    assert first is connection_rate_limiter({}, shared, "aws")  # the function every hook builds its limiter with
+    assert _limiter_after_a_call(other, run_id).rate == 7.0
+
+
+@pytest.mark.parametrize("rate", [0, "", None])
+def test_a_zero_or_empty_rate_is_no_limit(emu, monkeypatch, rate):
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    assert _limiter_after_a_call(_limited_connection(emu, monkeypatch, "unlimited", rate), run_id).rate is None
+
+
+def test_a_bad_rate_fails_the_first_call_naming_the_field(emu, monkeypatch):
+    from airflow_task_runs.core.errors import ConnectionConfigError
+
+    conn_id = _limited_connection(emu, monkeypatch, "bad", "fast")
+    with pytest.raises(ConnectionConfigError, match=r"extra\.max_requests_per_second is 'fast'; set a number > 0"):
+        _limiter_after_a_call(conn_id, "1234567")
+    assert emu.requests == []
