@@ -45,6 +45,8 @@ DEFAULT_MAX_LOG_SECONDS = 3600.0
 DEFAULT_MAX_LIST_PAGES = 1_000
 DEFAULT_MAX_LIST_SECONDS = 1800.0
 DEFAULT_LOG_GROUP = "/aws/omics/WorkflowLog"
+#: the call named by an error of the async client's first credentials fetch when no call was named
+OPENING = "opening the HealthOmics client"
 #: botocore retry settings used when neither the hook nor the connection sets ``retries``
 DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 5}
 
@@ -332,14 +334,16 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
         return self._guarded(support_output_uri_prefix_mode(self.conn), CLOUD)
 
-    async def aclient(self) -> Any:
+    async def aclient(self, operation: str = OPENING) -> Any:
         """The aiobotocore ``omics`` client, opened once and kept until :meth:`aclose`.
 
         Built like the amazon provider's own triggers do (``get_async_conn``): the connection
-        is read in a worker thread, never on the triggerer's event loop. The hook's own async
-        calls go through :meth:`aomics`, which takes its endpoint, region, credentials and
-        settings from this client; the client stays guarded (size cap, retry window) for any
-        call made on it directly.
+        is read in a worker thread, never on the triggerer's event loop, and so is the first
+        fetch of its credentials (the provider's web identity credentials are fetched at their
+        first use, by a blocking STS call); a failed fetch is an :class:`ApiError` naming
+        ``operation``, the call that needed the client. The hook's own async calls go through
+        :meth:`aomics`, which takes its endpoint, region, credentials and settings from this
+        client; the client stays guarded (size cap, retry window) for any call made on it directly.
         """
         if self._async_client is not None:
             return self._async_client
@@ -353,20 +357,25 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
                 await sync_to_async(self._mask_credentials)()
                 stack = contextlib.AsyncExitStack()
-                client = await stack.enter_async_context(await self.get_async_conn())
-                from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
+                try:
+                    client = await stack.enter_async_context(await self.get_async_conn())
+                    from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
 
-                support_output_uri_prefix_mode(client)
-                from airflow_task_runs.aws import botocore_guard
+                    support_output_uri_prefix_mode(client)
+                    from airflow_task_runs.aws import botocore_guard
 
-                bounds = await sync_to_async(self._guard_bounds)()
-                botocore_guard.install(client, cloud=CLOUD, sync=False, **bounds)
-                credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
-                if credentials is not None:
-                    from airflow_task_runs.core.secrets import mask_secrets
+                    bounds = await sync_to_async(self._guard_bounds)()
+                    botocore_guard.install(client, cloud=CLOUD, sync=False, **bounds)
+                    from airflow_task_runs.aws.omics_rest import first_credentials
 
-                    frozen = await credentials.get_frozen_credentials()
-                    await sync_to_async(mask_secrets)(frozen.secret_key, frozen.token)
+                    frozen = await first_credentials(client, operation)
+                    if frozen is not None:
+                        from airflow_task_runs.core.secrets import mask_secrets
+
+                        await sync_to_async(mask_secrets)(frozen.secret_key, frozen.token)
+                except BaseException:  # nothing kept: close what was opened (the next call tries again)
+                    await stack.aclose()
+                    raise
                 self._async_client, self._async_stack = client, stack
         return self._async_client
 
@@ -378,19 +387,20 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         with _mapped(operation, what, cloud, client.meta.endpoint_url), request_deadline(self.budget):
             yield
 
-    async def aomics(self) -> OmicsRestClient:
+    async def aomics(self, operation: str = OPENING) -> OmicsRestClient:
         """The triggerer's HealthOmics client (:mod:`airflow_task_runs.aws.omics_rest`), built once.
 
         It signs and sends the async status, list and cancel calls itself, on the shared httpx
         session, with what the aiobotocore client of :meth:`aclient` resolved: endpoint, region,
-        credentials (refreshed by aiobotocore), TLS, retry attempts and timeouts. Built in a
-        worker thread, never on the triggerer's event loop.
+        credentials (refreshed by aiobotocore, off the event loop), TLS, retry attempts and
+        timeouts. Built in a worker thread, never on the triggerer's event loop. ``operation``
+        is the call that needs it: an error of the first credentials fetch names it.
         """
         if self._omics is not None:
             return self._omics
         import asyncio
 
-        client = await self.aclient()
+        client = await self.aclient(operation)
         async with self._async_client_lock or asyncio.Lock():
             if self._omics is None:
                 self._omics = await asyncio.to_thread(self._build_omics, client)
@@ -398,11 +408,11 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
     def _build_omics(self, client: Any) -> OmicsRestClient:
         from airflow_task_runs.aws.omics_rest import OmicsRestClient
-        from airflow_task_runs.core.shared import rate_from_extra, rate_limiter
+        from airflow_task_runs.core.hooks import connection_rate_limiter
 
         conn_id = self.aws_conn_id or ""
         extra = self.conn_config.extra_config or {}
-        rate = rate_from_extra(extra, None, conn_id)
+        limiter = connection_rate_limiter(extra, conn_id, self.conn_type or "aws")
 
         async def mask(credentials: Any) -> None:  # refreshed (assumed-role) keys and tokens
             import asyncio
@@ -416,7 +426,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
             extra=extra,
             conn_id=conn_id,
             max_response_bytes=self._max_response_bytes(),
-            limiter=rate_limiter(self.conn_type or "aws", conn_id, rate),
+            limiter=limiter,
             on_credentials=mask,
         )
 
@@ -470,7 +480,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
     async def aget_run(self, run_id: str) -> Run:
         self._check_ids(run_id)
-        return await (await self.aomics()).get_run(run_id)
+        return await (await self.aomics("GetRun")).get_run(run_id)
 
     def get_run_task(self, run_id: str, run_task_id: str) -> RunTask:
         """``GetRunTask``: one task of a run, every field of the API page and of botocore's shape."""
@@ -481,7 +491,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
     async def aget_run_task(self, run_id: str, run_task_id: str) -> RunTask:
         self._check_ids(run_id, run_task_id)
-        return await (await self.aomics()).get_run_task(run_id, run_task_id)
+        return await (await self.aomics("GetRunTask")).get_run_task(run_id, run_task_id)
 
     def list_run_tasks(self, run_id: str, status: str | None = None) -> list[TaskListItem]:
         """``ListRunTasks``, every page; ``status`` filters on the task's status word."""
@@ -501,11 +511,11 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
     async def alist_run_tasks(self, run_id: str, status: str | None = None) -> list[TaskListItem]:
         """Every page, within one call's time budget; a ``nextToken`` sent twice is refused (``ListingLoop``)."""
         self._check_ids(run_id)
-        return await (await self.aomics()).list_run_tasks(run_id, status or None)
+        return await (await self.aomics("ListRunTasks")).list_run_tasks(run_id, status or None)
 
     async def alist_runs(self, status: str, max_pages: int = MAX_ACTIVE_RUN_PAGES) -> list[RunListItem]:
         """``ListRuns`` of one status, at most ``max_pages`` pages of 100."""
-        return await (await self.aomics()).list_runs(status, max_pages)
+        return await (await self.aomics("ListRuns")).list_runs(status, max_pages)
 
     # -- status (the core contract) ----------------------------------------------------------
     @staticmethod
@@ -817,7 +827,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
     async def acancel_run(self, run_id: str) -> bool:
         if not self._cancel_needed(await self.aget_run(run_id)):
             return False
-        request_id = await (await self.aomics()).cancel_run(run_id)
+        request_id = await (await self.aomics("CancelRun")).cancel_run(run_id)
         self.log.info("Cancelled HealthOmics run %s [request id %s]", run_id, request_id)
         return True
 

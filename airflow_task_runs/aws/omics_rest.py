@@ -10,7 +10,7 @@ rate limit, bounded reads and time budget, signed by :class:`~airflow_task_runs.
 
 What still comes from the amazon provider's aiobotocore client (built once per hook): the
 endpoint (and the ``workflows-`` host prefix these operations carry, when botocore would inject
-it), the region, the credentials (keys, profiles, assumed roles; a refresh runs off the event loop),
+it), the region, the credentials (keys, profiles, assumed roles; fetched and refreshed off the event loop),
 TLS verification, the retry attempts and timeouts of its ``Config``, the user agent, and the
 service model, which says what botocore's parser would keep of each answer: the answers are
 reduced to the same members, in the same order, with the same values (timestamps included),
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from airflow_task_runs.core.botocore_errors import api_error, error_hint
 from airflow_task_runs.core.errors import ApiError, MalformedResponseError, model_problem
 
 if TYPE_CHECKING:
@@ -62,17 +63,6 @@ THROTTLING_CODES = frozenset(
     }
 )
 TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"})
-#: error codes that mean the credentials, the signature or the permissions are wrong
-AUTH_CODES = frozenset(
-    {
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "IncompleteSignatureException",
-        "MissingAuthenticationTokenException",
-        "ExpiredTokenException",
-    }
-)
 OPERATIONS = ("GetRun", "GetRunTask", "ListRunTasks", "ListRuns", "CancelRun")
 #: outputUriPrefixMode: read from GetRun answers even where botocore's model lacks it (see aws.runs)
 PREFIX_MODE = "outputUriPrefixMode"
@@ -100,11 +90,7 @@ def parse_error(response: httpx.Response, body: Any) -> tuple[str | None, str | 
         words = body.get("message", body.get("Message"))
         message = str(words) if words else None
     message = message or response.reason_phrase or "request failed"
-    if code == "ResourceNotFoundException":
-        message += "; check the run id / task id and the region of the connection"
-    elif code in AUTH_CODES:
-        message += "; check the aws connection's credentials and that its role allows this call"
-    return code, message, None
+    return code, message + error_hint(code), None
 
 
 def is_retryable(codes: frozenset[str]) -> Callable[[ApiError], bool]:
@@ -321,18 +307,12 @@ class OmicsRestClient:
         self, method: str, path: str, operation: str, params: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> tuple[Any, dict[str, Any], httpx.Response]:
         """(the answer's JSON, that JSON as botocore's parser returns it, the response)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             body, response = await self.session.arequest_json(
                 method, path, params=params, operation=operation, **kwargs
             )
-        except (BotoCoreError, ClientError) as exc:  # from signing: the credentials' refresh (AssumeRole...) failed
-            from airflow_task_runs.core.botocore_errors import api_error
-
-            raise api_error(
-                exc, operation, "refreshing the connection's AWS credentials", CLOUD, self.session.host
-            ) from None
+        except refresh_errors() as exc:  # from signing: the credentials' refresh (AssumeRole...) failed
+            raise refresh_error(exc, operation, self.session.host) from None
         try:
             parsed = self.shapes.parse(operation, body)
         except (ValueError, TypeError, AttributeError) as exc:  # a value botocore could not convert either
@@ -462,24 +442,84 @@ class OmicsRestClient:
         return request_id(response)
 
 
+REFRESHING = "refreshing the connection's AWS credentials"
+
+
+def _without_words(error: BaseException) -> str:
+    """A refresher's own error, told without its message: only its type (and an ``OSError``'s
+    ``strerror`` and file name, such as a missing web identity token file). Its words may carry what
+    it was handling (a token, an STS answer), which the masker does not know."""
+    if isinstance(error, OSError) and error.strerror:
+        detail = f": {error.strerror}" + (f" ({error.filename})" if error.filename else "")
+    else:
+        detail = " (its message is left out: it may carry a secret)"
+    return f"the refresher raised {type(error).__name__}{detail}"
+
+
+def refresh_errors() -> tuple[type[BaseException], ...]:
+    """What a failed credentials refresh raises (see :func:`refresh_off_the_loop`): botocore's errors."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return BotoCoreError, ClientError
+
+
+def refresh_error(exc: BaseException, operation: str, host: str | None) -> BaseException:
+    """A failed credentials refresh as one :class:`ApiError` naming the call and the host."""
+    return api_error(exc, operation, REFRESHING, CLOUD, host)
+
+
+async def first_credentials(client: Any, operation: str) -> Any:
+    """The frozen credentials ``client`` signs with (None without any), fetched off the event loop.
+
+    The amazon provider's web identity credentials (and any deferred refreshable ones) are
+    fetched at their first use, by a blocking boto3 STS call: it runs in a thread, as every later
+    refresh does. A failure is the :class:`ApiError` of :func:`refresh_error`.
+    """
+    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    if credentials is None:
+        return None
+    refresh_off_the_loop(credentials)
+    try:
+        return await credentials.get_frozen_credentials()
+    except refresh_errors() as exc:
+        parts = urllib.parse.urlsplit(endpoint(client))
+        raise refresh_error(exc, operation, f"{parts.scheme}://{parts.netloc}") from None
+
+
 def refresh_off_the_loop(credentials: Any) -> None:
     """Make a synchronous refresh (the amazon provider's AssumeRole, web identity: boto3 STS calls)
     run in a thread: aiobotocore would call it on the event loop, stalling every trigger for as long
-    as STS takes (up to the connection's retries and timeouts). An async refresh is left as it is."""
+    as STS takes (up to the connection's retries and timeouts). An async refresh is awaited as it was.
+
+    Either way a refresher's own error (not botocore's) leaves as botocore's
+    ``CredentialRetrievalError``, without its words and unchained from it (aiobotocore logs a
+    failed refresh with its traceback); :func:`refresh_error` makes it, like botocore's own
+    errors, the call's :class:`ApiError`.
+    """
     import asyncio
     import inspect
 
+    from botocore.exceptions import BotoCoreError, ClientError, CredentialRetrievalError
+
     refresh = getattr(credentials, "_refresh_using", None)
-    if refresh is None or inspect.iscoroutinefunction(refresh) or getattr(refresh, "off_the_loop", False):
+    if refresh is None or getattr(refresh, "off_the_loop", False):
         return
+    method = getattr(credentials, "method", None)
+    is_async = inspect.iscoroutinefunction(refresh)
 
-    async def in_a_thread() -> Any:
-        result = await asyncio.to_thread(refresh)
-        # a plain function may return a coroutine (aiobotocore's credential_process refresher): await it here
-        return await result if inspect.isawaitable(result) else result
+    async def guarded() -> Any:
+        try:
+            result = refresh() if is_async else await asyncio.to_thread(refresh)
+            # a plain function may return a coroutine (aiobotocore's credential_process refresher): await it here
+            return await result if inspect.isawaitable(result) else result
+        except (BotoCoreError, ClientError):
+            raise
+        except Exception as exc:
+            error = CredentialRetrievalError(provider=method or "custom", error_msg=_without_words(exc))
+        raise error  # out of the except block: not chained to the words it leaves out
 
-    in_a_thread.off_the_loop = True  # type: ignore[attr-defined]
-    credentials._refresh_using = in_a_thread
+    guarded.off_the_loop = True  # type: ignore[attr-defined]
+    credentials._refresh_using = guarded
 
 
 def _warn_ignored_config(config: Any) -> None:

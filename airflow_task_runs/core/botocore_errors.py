@@ -8,6 +8,31 @@ from __future__ import annotations
 
 from airflow_task_runs.core.errors import ApiError, model_problem
 
+#: error codes that mean the credentials, the signature or the permissions are wrong
+AUTH_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+        "MissingAuthenticationTokenException",
+        "ExpiredTokenException",
+    }
+)
+
+
+def error_hint(code: str | None, *, not_found: bool = True) -> str:
+    """What to check after an AWS error ``code`` (``"; check ..."``, or ``""``), for the worker's boto3
+    calls (:func:`api_error`) and the triggerer's HealthOmics calls (``aws.omics_rest``) alike.
+
+    ``not_found``: whether a ``ResourceNotFoundException`` is about a HealthOmics run or task id.
+    """
+    if code == "ResourceNotFoundException" and not_found:
+        return "; check the run id / task id and the region of the connection"
+    if code in AUTH_CODES:
+        return "; check the aws connection's credentials and that its role allows this call"
+    return ""
+
 
 def _transport_hint(exc: Exception, host: str | None) -> str:
     """What a botocore transport error means, and what to check."""
@@ -42,7 +67,7 @@ def api_error(
     hint_not_found: bool = False,
 ) -> BaseException:
     """A botocore (or parse) error as the core :class:`ApiError`: cloud, host, operation, code, request id."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from botocore.exceptions import BotoCoreError, ClientError, CredentialRetrievalError, NoCredentialsError
     from pydantic import ValidationError
 
     from airflow_task_runs.core.errors import MalformedResponseError
@@ -54,29 +79,29 @@ def api_error(
         status = meta.get("HTTPStatusCode")
         code = err.get("Code") or None
         message = err.get("Message") or f"{operation} failed"
-        hint = ""
-        if code == "ResourceNotFoundException" and hint_not_found:
-            hint = "; check the run id / task id and the region of the connection"
-        elif code in ("AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"):
-            hint = "; check the aws connection's credentials and that its role allows this call"
         return ApiError(
             cloud=cloud,
             status_code=int(status) if status is not None else None,
             code=code,
-            message=f"{operation}{suffix}: {message}{hint}",
+            message=f"{operation}{suffix}: {message}{error_hint(code, not_found=hint_not_found)}",
             request_id=meta.get("RequestId") or None,
             retryable=code in ("ThrottlingException", "InternalServerException", "RequestTimeoutException"),
             host=host,
         )
-    if isinstance(exc, NoCredentialsError):
-        return ApiError(
-            cloud=cloud,
-            status_code=None,
-            code="NoCredentials",
-            message=f"{operation}{suffix}: no AWS credentials found; set them in the aws connection "
-            "(login/password or role_arn) or in the worker's environment",
-            host=host,
-        )
+    if isinstance(exc, (NoCredentialsError, CredentialRetrievalError)):
+        if isinstance(exc, NoCredentialsError):
+            code = "NoCredentials"
+            words = (
+                "no AWS credentials found; set them in the aws connection (login/password or role_arn) or in the "
+                "worker's environment"
+            )
+        else:  # a refresh failed: a botocore fetcher, or a refresher's own error (aws.omics_rest, words left out)
+            code = type(exc).__name__
+            words = (
+                f"{exc}; check the aws connection's role_arn and assume_role_method, and what they use where this "
+                "runs (a web identity token file, a profile, a credential_process)"
+            )
+        return ApiError(cloud=cloud, status_code=None, code=code, message=f"{operation}{suffix}: {words}", host=host)
     if isinstance(exc, BotoCoreError):
         return ApiError(
             cloud=cloud,

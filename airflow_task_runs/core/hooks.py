@@ -26,6 +26,19 @@ if TYPE_CHECKING:
     from airflow_task_runs.core.states import RunStatus
 
 
+def connection_rate_limiter(
+    extra: Mapping[str, Any], conn_id: str, kind: str, default: float | None = None
+) -> RateLimiter:
+    """The process's limiter of connection ``conn_id``, shared by every hook on it (``kind``, the
+    connection type, keeps types apart), at its extra's ``max_requests_per_second`` (``default``
+    when the extra does not set it; 0/""/null: no limit). A bad value is a ConnectionConfigError
+    naming ``extra.max_requests_per_second``. Every hook builds its limiter here, the AWS hook
+    (not a :class:`TaskRunHook`: an amazon-provider hook) included."""
+    from airflow_task_runs.core.shared import rate_from_extra, rate_limiter
+
+    return rate_limiter(kind, conn_id, rate_from_extra(extra, default, conn_id))
+
+
 class StatusPair(NamedTuple):
     """A status method and its async twin, named explicitly (typed, no implied ``a`` prefix)."""
 
@@ -151,10 +164,12 @@ class TaskRunHook(RunStatusMixin, BaseHook):
 
     def rate_limiter(self, conn: Connection) -> RateLimiter:
         """The connection's limiter, shared by every hook on it in this process."""
-        from airflow_task_runs.core.shared import rate_from_extra, rate_limiter
-
-        rate = rate_from_extra(self.extra_of(conn), self.default_max_requests_per_second, conn.conn_id)
-        return rate_limiter(self.conn_type or type(self).__name__, conn.conn_id, rate)
+        return connection_rate_limiter(
+            self.extra_of(conn),
+            conn.conn_id,
+            self.conn_type or type(self).__name__,
+            self.default_max_requests_per_second,
+        )
 
     def close(self) -> None:
         """Release network resources; safe to call more than once."""

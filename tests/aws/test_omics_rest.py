@@ -575,3 +575,271 @@ def test_a_plain_refresher_that_returns_a_coroutine_still_refreshes():
         return await credentials.get_frozen_credentials()
 
     assert asyncio.run(frozen()).access_key == "AKIDNEW"
+
+
+# -- the first credentials fetch ---------------------------------------------------------------
+def _web_identity(emu, monkeypatch, fetch):
+    """The aws connection assumes a role by web identity, as the amazon provider builds it for a
+    trigger (deferred credentials: nothing is fetched until the first use), with ``fetch`` in
+    place of the blocking boto3 STS call of botocore's fetcher."""
+    from types import SimpleNamespace
+
+    from airflow.providers.amazon.aws.hooks.base_aws import BaseSessionFactory
+
+    conn = emu.airflow_connection()
+    conn["extra"].update(
+        role_arn="arn:aws:iam::123456789012:role/OmicsWatcher",
+        assume_role_method="assume_role_with_web_identity",
+        assume_role_with_web_identity_federation="file",
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    monkeypatch.setattr(
+        BaseSessionFactory,
+        "_get_web_identity_credential_fetcher",
+        lambda self: SimpleNamespace(fetch_credentials=fetch),
+    )
+
+
+class _LoopWatch:
+    """Ticks of the event loop, each a (start, end) of a 10 ms sleep on the perf_counter clock."""
+
+    def __init__(self) -> None:
+        self.ticks: list[tuple[float, float]] = []
+
+    async def run(self, work):
+        async def ticker():
+            while True:
+                before = time.perf_counter()
+                await asyncio.sleep(0.01)
+                self.ticks.append((before, time.perf_counter()))
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(0)  # ticking before the work starts
+        try:
+            return await work()
+        finally:
+            tick.cancel()
+
+    def stall_during(self, start: float, end: float) -> float:
+        """The longest the loop was held up by a tick overlapping [start, end]."""
+        return max((after - before - 0.01 for before, after in self.ticks if after > start and before < end), default=0)
+
+
+def test_the_first_credentials_fetch_runs_off_the_event_loop(emu, monkeypatch):
+    """Web identity credentials are fetched at their first use, in aclient(), where aiobotocore
+    called the provider's blocking STS fetcher on the loop: every trigger stalled as long as STS took.
+
+    Only the fetch is timed: building the aiobotocore client (aiobotocore's create_client, reading
+    botocore's JSON models) holds the loop on its own, before the fetch starts."""
+    from airflow_task_runs.core.secrets import redact
+
+    run_id = emu.add_run(lifecycle=[("COMPLETED", 0)])
+    fetches: list[tuple[float, float]] = []
+
+    def slow_sts():
+        started = time.perf_counter()
+        time.sleep(0.5)
+        fetches.append((started, time.perf_counter()))
+        return {
+            "access_key": emu.access_key,
+            "secret_key": emu.secret_key,
+            "token": "first-fetch-session-token",
+            "expiry_time": "2099-01-01T00:00:00Z",
+        }
+
+    _web_identity(emu, monkeypatch, slow_sts)
+    watch = _LoopWatch()
+
+    async def call(hook):
+        return await watch.run(lambda: asyncio.gather(*(hook.aget_run_status(run_id) for _ in range(20))))
+
+    statuses = _async(call)
+    assert {s.raw_status for s in statuses} == {"COMPLETED"}
+    assert len(fetches) == 1  # fetched once for the 20 calls racing
+    stall = watch.stall_during(*fetches[0])
+    assert stall < 0.2, f"the event loop stalled {stall:.2f} s during the first credentials fetch"
+    assert redact("token first-fetch-session-token") == "token ***"
+
+
+def test_a_failed_first_credentials_fetch_is_an_api_error_naming_the_call(emu, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    def refuse():
+        raise ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "not allowed to assume"}}, "AssumeRoleWithWebIdentity"
+        )
+
+    _web_identity(emu, monkeypatch, refuse)
+    run_id = emu.add_run(lifecycle=[("COMPLETED", 0)])
+
+    opened = []
+    get_async_conn = HealthOmicsHook.get_async_conn
+
+    async def recording(self):
+        opened.append(await get_async_conn(self))
+        return opened[-1]
+
+    monkeypatch.setattr(HealthOmicsHook, "get_async_conn", recording)
+
+    async def call(hook):
+        try:
+            return await hook.aget_run_status(run_id)
+        finally:
+            assert hook._async_client is None and hook._async_stack is None  # nothing half-built kept
+
+    with pytest.raises(ApiError, match="refreshing the connection's AWS credentials") as caught:
+        _async(call)
+    err = caught.value
+    assert err.code == "AccessDenied" and "GetRun" in str(err) and "not allowed to assume" in str(err)
+    assert "127.0.0.1" in (err.host or "")
+    assert emu.requests == []
+    (client,) = (context._client for context in opened)
+    assert client._endpoint.http_session._sessions is None  # the client opened for it was closed
+
+
+# -- a refresher's own errors (not botocore's) --------------------------------------------------
+SECRET = "wJalrXUtnFEMI/K7MDENG/leaked-in-an-error"
+OWN_ERRORS = [
+    pytest.param(
+        RuntimeError(f"STS answered {{'SecretAccessKey': '{SECRET}'}}"),
+        "RuntimeError (its message is left out: it may carry a secret)",
+        id="RuntimeError",
+    ),
+    pytest.param(
+        ValueError(f"cannot parse {SECRET}"),
+        "ValueError (its message is left out: it may carry a secret)",
+        id="ValueError",
+    ),
+    pytest.param(
+        OSError(f"socket said {SECRET}"), "OSError (its message is left out: it may carry a secret)", id="OSError-words"
+    ),
+    pytest.param(
+        FileNotFoundError(2, "No such file or directory", "/var/run/secrets/eks/token"),
+        "FileNotFoundError: No such file or directory (/var/run/secrets/eks/token)",
+        id="OSError-file",
+    ),
+]
+
+
+def _assert_mapped_without_secret(err, said, caplog):
+    assert isinstance(err, ApiError) and err.code == "CredentialRetrievalError"
+    assert "GetRun (refreshing the connection's AWS credentials)" in str(err) and f"refresher raised {said}" in str(err)
+    assert "check the aws connection's role_arn" in str(err)
+    assert "127.0.0.1" in (err.host or "")
+    logged = caplog.text  # aiobotocore logs a failed refresh with its traceback
+    assert "Refreshing temporary credentials failed" in logged
+    for text in (str(err), repr(err), logged, repr(err.__context__)):
+        assert SECRET not in text
+    chained = err.__context__
+    assert chained is not None and chained.__context__ is None and chained.__cause__ is None  # nothing kept
+
+
+@pytest.mark.parametrize(("error", "said"), OWN_ERRORS)
+def test_a_refreshers_own_error_is_an_api_error_without_its_words(emu, caplog, error, said):
+    def refresh():
+        raise error
+
+    async def call(hook):
+        client = await hook.aclient()
+        client._request_signer._credentials = _expired_refreshable(refresh)
+        return await hook.aget_run("1234567")
+
+    with pytest.raises(ApiError) as caught:
+        _async(call)
+    _assert_mapped_without_secret(caught.value, said, caplog)
+    assert "retrieving credentials from assume-role: the refresher" in str(caught.value)
+    assert emu.requests == []
+
+
+@pytest.mark.parametrize(("error", "said"), OWN_ERRORS[:1])
+def test_a_refreshers_own_error_at_the_first_fetch_is_the_same_api_error(emu, monkeypatch, caplog, error, said):
+    def fetch():
+        raise error
+
+    _web_identity(emu, monkeypatch, fetch)
+    with pytest.raises(ApiError) as caught:
+        _async(lambda hook: hook.aget_run("1234567"))
+    _assert_mapped_without_secret(caught.value, said, caplog)
+    assert "retrieving credentials from assume-role-with-web-identity: the refresher" in str(caught.value)
+    assert emu.requests == []
+
+
+# -- the same hints on both paths ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "code",
+    [
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+        "MissingAuthenticationTokenException",
+        "ExpiredTokenException",
+    ],
+)
+def test_a_credentials_error_names_the_credentials_on_the_worker_and_the_triggerer(emu, code):
+    """One helper words the hints of both paths (the worker's boto3 one named fewer codes)."""
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    emu.inject(
+        "status",
+        times=20,
+        status=403,
+        match=f"/run/{run_id}",
+        headers={"x-amzn-ErrorType": code, "x-amzn-RequestId": "denied"},
+        body=b'{"message": "The security token included in the request is expired"}',
+    )
+    errors = []
+    for call in (lambda: HealthOmicsHook().get_run(run_id), lambda: _async(lambda hook: hook.aget_run(run_id))):
+        with pytest.raises(ApiError) as caught:
+            call()
+        errors.append(caught.value)
+    hint = "The security token included in the request is expired; check the aws connection's credentials and that "
+    for err in errors:
+        assert (err.status_code, err.code) == (403, code)
+        assert f"{hint}its role allows this call" in str(err)
+
+
+# -- the connection's rate limit ----------------------------------------------------------------
+def _limited_connection(emu, monkeypatch, name, rate):
+    """A new aws connection (limiters live as long as the process) whose extra sets ``rate``."""
+    import uuid
+
+    conn_id = f"aws_{name}_{uuid.uuid4().hex}"
+    conn = emu.airflow_connection()
+    conn["extra"]["max_requests_per_second"] = rate
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    return conn_id
+
+
+def _limiter_after_a_call(conn_id, run_id):
+    async def call(hook):
+        await hook.aget_run(run_id)
+        return (await hook.aomics()).session.limiter
+
+    return _async(call, aws_conn_id=conn_id)
+
+
+def test_the_triggerers_limiter_is_the_aws_connections_one_shared_by_its_hooks(emu, monkeypatch):
+    from airflow_task_runs.core.hooks import connection_rate_limiter
+
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    shared = _limited_connection(emu, monkeypatch, "shared", 50)
+    other = _limited_connection(emu, monkeypatch, "other", "7")
+    first, second = (_limiter_after_a_call(shared, run_id) for _ in range(2))
+    assert first is second and first.rate == 50 and first.name == f"aws connection {shared!r}"
+    assert first is connection_rate_limiter({}, shared, "aws")  # the function every hook builds its limiter with
+    assert _limiter_after_a_call(other, run_id).rate == 7.0
+
+
+@pytest.mark.parametrize("rate", [0, "", None])
+def test_a_zero_or_empty_rate_is_no_limit(emu, monkeypatch, rate):
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    assert _limiter_after_a_call(_limited_connection(emu, monkeypatch, "unlimited", rate), run_id).rate is None
+
+
+def test_a_bad_rate_fails_the_first_call_naming_the_field(emu, monkeypatch):
+    from airflow_task_runs.core.errors import ConnectionConfigError
+
+    conn_id = _limited_connection(emu, monkeypatch, "bad", "fast")
+    with pytest.raises(ConnectionConfigError, match=r"extra\.max_requests_per_second is 'fast'; set a number > 0"):
+        _limiter_after_a_call(conn_id, "1234567")
+    assert emu.requests == []

@@ -170,3 +170,37 @@ def test_core_sensor_does_not_defer_when_the_first_check_finds_the_run_over(task
     task_id = task_runs_connections.alibaba.add_task(lifecycle=[("SUCCESS", 0)])
     value = _probe(ai_task_id=task_id, deferrable=True).execute(task_context())
     assert value["raw_status"] == "SUCCESS"
+
+
+# -- the connection's rate limiter: one function for every hook ---------------------------------
+def test_a_hooks_limiter_is_the_connections_at_its_rate_or_the_hooks_default():
+    import uuid
+
+    from airflow.sdk import Connection
+
+    from airflow_task_runs.core.hooks import TaskRunHook, connection_rate_limiter
+
+    class _Probe(TaskRunHook):
+        conn_type = "probe"
+        default_max_requests_per_second = 3.0
+
+    unset, limited, unlimited = (f"probe_{name}_{uuid.uuid4().hex}" for name in ("unset", "limited", "unlimited"))
+    hook = _Probe()
+    for conn_id, extra, rate in ((unset, "{}", 3.0), (limited, '{"max_requests_per_second": "2.5"}', 2.5),
+                                 (unlimited, '{"max_requests_per_second": 0}', None)):  # fmt: skip
+        limiter = hook.rate_limiter(Connection(conn_id=conn_id, conn_type="probe", extra=extra))
+        assert limiter.rate == rate and limiter.name == f"probe connection {conn_id!r}"
+        assert connection_rate_limiter({}, conn_id, "probe") is limiter  # one per connection: the first rate holds
+    assert connection_rate_limiter({}, limited, "other") is not hook.rate_limiter(Connection(conn_id=limited))
+
+
+@pytest.mark.parametrize("value", ["fast", -1, [5]])
+def test_a_bad_max_requests_per_second_names_the_field_and_the_fix(value):
+    from airflow_task_runs.core.errors import ConnectionConfigError
+    from airflow_task_runs.core.hooks import connection_rate_limiter
+
+    with pytest.raises(ConnectionConfigError) as caught:
+        connection_rate_limiter({"max_requests_per_second": value}, "probe_bad", "probe", 3.0)
+    assert str(caught.value) == (
+        f"Connection 'probe_bad': extra.max_requests_per_second is {value!r}; set a number > 0, or 0 for no limit"
+    )
