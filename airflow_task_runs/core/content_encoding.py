@@ -101,8 +101,9 @@ class Inflater:
         encoder sends little more than it decodes to: deflate falls back to stored blocks (5 bytes
         per 64 KiB), a gzip member adds 18 bytes and its header's name or extra field, a streaming
         encoder ~5 bytes per flush. Twice the decoded size plus 64 KiB is well above all of them
-        (a flush every 8 bytes of random data, a 64 KiB header field) and keeps the network bytes
-        a body can cost within a fixed multiple of the caller's decoded cap.
+        (a flush every 8 bytes of random data, a header field of tens of KiB) and keeps the network bytes
+        a body can cost within a fixed multiple of the caller's decoded cap. Refused, though valid:
+        a gzip extra field at its 64 KiB maximum around a small body (no server sends one).
         """
         self._raw += raw
         self._out += out

@@ -28,11 +28,15 @@ async def within(call: Awaitable[_T], seconds: float) -> _T:
     new task, a tenth of a status poll's CPU at 1,000 watches. A ``TimeoutError`` the call
     raises itself (a request's own timeout) stays what it is: an error, not the deadline.
     """
-    if sys.version_info < (3, 11):  # no asyncio.timeout: wait_for cannot tell whose timeout it was
+    if sys.version_info < (3, 11):  # no asyncio.timeout: the clock tells whose timeout it was
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
         try:
             return await asyncio.wait_for(call, max(0.0, seconds))
         except asyncio.TimeoutError:
-            raise DeadlineReached from None
+            if loop.time() >= until:
+                raise DeadlineReached from None
+            raise
     scope = asyncio.timeout(max(0.0, seconds))
     try:
         async with scope:

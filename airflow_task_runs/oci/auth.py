@@ -20,8 +20,10 @@ import base64
 import email.utils
 import functools
 import hashlib
+import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,8 @@ import httpx
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+log = logging.getLogger(__name__)
 
 GENERIC_HEADERS = ("date", "(request-target)", "host")
 BODY_HEADERS = ("content-length", "content-type", "x-content-sha256")
@@ -119,10 +123,11 @@ class OciRequestSigner(httpx.Auth):
     An RSA signature costs about 0.3 ms of CPU, the largest part of a status poll: a triggerer
     polling thousands of runs every few seconds would spend a core signing. A read (GET, HEAD)
     signs nothing but the date, the path and the host, so one made for the same read less than
-    :data:`SIGNATURE_REUSE_SECONDS` ago is sent again, with its date. Should OCI refuse it
-    (a 401: a clock skewed by nearly 5 minutes), the request is marked
-    (:data:`~airflow_task_runs.core.http.REUSED_AUTH_EXTENSION`), the session retries it, and the
-    retry is signed afresh. Writes and retries after a reused signature are always signed afresh.
+    :data:`SIGNATURE_REUSE_SECONDS` ago is sent again, with its date. Should OCI refuse one
+    (a 401: a clock more than about 4 minutes off), this signer stops reusing (a clock that far
+    off would be refused again each minute) and the request, marked
+    (:data:`~airflow_task_runs.core.http.REUSED_AUTH_EXTENSION`), is retried by the session, signed
+    afresh, as far as the connection's retry settings allow. Writes are always signed afresh.
     """
 
     requires_request_body = True
@@ -141,8 +146,8 @@ class OciRequestSigner(httpx.Auth):
         self._private_key = private_key
         self._date_provider = date_provider
         self._reuse_seconds = reuse_seconds
-        #: (method, path, host) -> (when signed, date, authorization); oldest first
-        self._signed: dict[tuple[str, str, str], tuple[float, str, str]] = {}
+        #: (method, path, host) -> (when signed, on the monotonic clock; date; authorization), oldest first
+        self._signed: OrderedDict[tuple[str, str, str], tuple[float, str, str]] = OrderedDict()
         self._lock = threading.Lock()  # the sync client may be shared by threads
 
     def __repr__(self) -> str:  # never show the key
@@ -159,13 +164,15 @@ class OciRequestSigner(httpx.Auth):
         raw_path = request.url.raw_path.decode("ascii")
         reusable = method in _REUSABLE_METHODS and self._reuse_seconds > 0
         # a request sent before with a reused signature is being retried: sign it afresh
-        fresh = not reusable or request.extensions.pop(REUSED_AUTH_EXTENSION, False)
+        retried_after_reuse = request.extensions.pop(REUSED_AUTH_EXTENSION, False)
+        fresh = not reusable or retried_after_reuse
         key = (method, raw_path, host)
         now = time.time()
+        age_from = time.monotonic()  # the wall clock may step (NTP): ages count on this one
         if not fresh:
             with self._lock:
                 cached = self._signed.get(key)
-            if cached is not None and 0 <= now - cached[0] < self._reuse_seconds:
+            if cached is not None and age_from - cached[0] < self._reuse_seconds:
                 request.headers["date"], request.headers["authorization"] = cached[1], cached[2]
                 request.extensions[REUSED_AUTH_EXTENSION] = True
                 return
@@ -183,7 +190,7 @@ class OciRequestSigner(httpx.Auth):
             signing_string(method, raw_path, values, names), names
         )
         if reusable:
-            self._keep(key, (now, date, authorization))
+            self._keep(key, (age_from, date, authorization))
 
     def _authorization(self, text: str, names: tuple[str, ...]) -> str:
         from cryptography.hazmat.primitives import hashes
@@ -198,18 +205,33 @@ class OciRequestSigner(httpx.Auth):
     def _keep(self, key: tuple[str, str, str], signed: tuple[float, str, str]) -> None:
         """Remember a read's signature; the oldest go first (expired, or over the bound)."""
         with self._lock:
-            self._signed.pop(key, None)  # re-inserted last: the dict stays oldest first
+            if self._reuse_seconds <= 0:  # stopped meanwhile (a refusal)
+                return
             self._signed[key] = signed
-            while True:
-                first = next(iter(self._signed))
-                expired = signed[0] - self._signed[first][0] >= self._reuse_seconds
-                if not expired and len(self._signed) <= MAX_REUSABLE_SIGNATURES:
-                    break
-                del self._signed[first]
+            self._signed.move_to_end(key)
+            while len(self._signed) > MAX_REUSABLE_SIGNATURES or (
+                signed[0] - next(iter(self._signed.values()))[0] >= self._reuse_seconds
+            ):
+                self._signed.popitem(last=False)
+
+    def _stop_reusing(self) -> None:
+        with self._lock:
+            window, self._reuse_seconds = self._reuse_seconds, 0
+            self._signed.clear()
+        if window > 0:
+            log.warning(
+                "OCI refused a request signature made less than %g s earlier (401): is this machine's "
+                "clock minutes off? Signing every request afresh from now (keep NTP on)",
+                window,
+            )
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        from airflow_task_runs.core.http import REUSED_AUTH_EXTENSION
+
         self.sign(request)
-        yield request
+        response = yield request
+        if response.status_code == 401 and request.extensions.get(REUSED_AUTH_EXTENSION):
+            self._stop_reusing()
 
 
 class _SdkRequestShim:

@@ -9,8 +9,10 @@ import asyncio
 import itertools
 import json
 import statistics
+import sys
 import threading
 import time
+import types
 
 import pytest
 
@@ -294,3 +296,24 @@ def test_a_timeout_the_status_call_raises_itself_is_an_error_not_the_deadline(em
     (event,) = asyncio.run(_first_events([trigger]))
     assert event["event"] == "error", event
     assert "the cloud's own gateway timed out" in event["message"]
+
+
+async def _own_asyncio_timeout() -> None:
+    await asyncio.sleep(0)
+    raise asyncio.TimeoutError("the call's own wait_for timed out")
+
+
+@pytest.mark.parametrize("python", [(3, 10, 13), sys.version_info], ids=["3.10-branch", "this-python"])
+def test_within_tells_the_deadline_from_a_calls_own_timeout(monkeypatch, python):
+    """On 3.10 (wait_for, no asyncio.timeout) a call's own asyncio.TimeoutError was taken for the deadline."""
+    from airflow_task_runs.core import triggers
+    from airflow_task_runs.core.triggers import DeadlineReached, within
+
+    monkeypatch.setattr(triggers, "sys", types.SimpleNamespace(version_info=python))
+    with pytest.raises(asyncio.TimeoutError) as caught:
+        asyncio.run(within(_own_asyncio_timeout(), 3600))
+    assert not isinstance(caught.value, DeadlineReached)
+    started = time.monotonic()
+    with pytest.raises(DeadlineReached):
+        asyncio.run(within(asyncio.sleep(10), 0.05))
+    assert time.monotonic() - started < 2

@@ -12,6 +12,7 @@ import pytest
 from oci_vectors import FINGERPRINT, PRIVATE_KEY_PEM, TENANCY, USER
 
 from airflow_task_runs.core.errors import ApiError
+from airflow_task_runs.core.http import RetryPolicy
 from airflow_task_runs.oci import auth
 from airflow_task_runs.oci.auth import OciRequestSigner, load_private_key
 from airflow_task_runs.oci.hooks import OciAiDataPlatformHook
@@ -78,6 +79,26 @@ def test_a_refused_reused_signature_is_retried_once_signed_afresh(monkeypatch, e
     assert reused.headers["authorization"] == first.headers["authorization"]
     assert fresh.headers["authorization"] != first.headers["authorization"]
     assert abs(email.utils.parsedate_to_datetime(fresh.headers["date"]).timestamp() - time.time()) < 5
+
+
+def test_after_a_refused_reused_signature_reads_are_signed_afresh_even_without_retries(monkeypatch, emu, caplog):
+    """Retries off: the refused read fails, but the refused signature is not sent again (it was,
+    for the rest of its minute), and the signer says once what happened."""
+    emu.add_task_run("skew-noretry", lifecycle=["RUNNING"])
+    hook = OciAiDataPlatformHook()
+    hook.session.retry = RetryPolicy(max_attempts=1)
+    monkeypatch.setattr(auth, "http_date", _dated(250))
+    hook.get_task_run(PLATFORM_ID, WORKSPACE_KEY, "skew-noretry")
+    monkeypatch.setattr(auth, "http_date", _dated(0))
+    emu.clock_skew_seconds = 100
+    with pytest.raises(ApiError) as caught:
+        hook.get_task_run(PLATFORM_ID, WORKSPACE_KEY, "skew-noretry")
+    assert caught.value.status_code == 401
+    for _ in range(3):
+        assert hook.get_task_run(PLATFORM_ID, WORKSPACE_KEY, "skew-noretry").state.status == "RUNNING"
+    warnings = [r.getMessage() for r in caplog.records if "Signing every request afresh" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "clock" in warnings[0]
 
 
 def test_a_fresh_signature_refused_after_a_reused_one_is_not_retried_again(monkeypatch, emu):
@@ -161,3 +182,17 @@ def test_the_kept_signatures_are_bounded_oldest_first(monkeypatch):
     assert key.signed == 5
     _send(signer, "GET", "https://oci.test/r0")  # the oldest, dropped: signed again
     assert key.signed == 6
+
+
+def test_a_refusal_of_a_reused_signature_stops_the_reuse():
+    """A clock minutes off would be refused again each minute: after one refusal, every read is signed."""
+    signer, key = _counting_signer()
+    answers = iter([200, 401, 200, 200, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(answers), json={})
+
+    with httpx.Client(transport=httpx.MockTransport(handler), auth=signer) as client:
+        statuses = [client.get("https://oci.test/20260430/a/taskRuns/k1").status_code for _ in range(5)]
+    assert statuses == [200, 401, 200, 200, 200]
+    assert key.signed == 4, "signed, reused (refused), then signed every time"
