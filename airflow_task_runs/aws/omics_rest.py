@@ -297,6 +297,7 @@ class OmicsRestClient:
             max_response_bytes=max_response_bytes,
         )
         session.limiter = limiter
+        session.warm_async()  # built in a worker thread (HealthOmicsHook.aomics)
         return cls(session, ResponseShapes(model))
 
     async def aclose(self) -> None:

@@ -210,6 +210,11 @@ class HttpTaskRunHook(TaskRunHook):
         session.limiter = self.rate_limiter(conn)
         return session
 
+    def _async_session(self, conn: Connection) -> ApiSession:
+        session = self._limited_session(conn)
+        session.warm_async()
+        return session
+
     @property
     def session(self) -> ApiSession:
         if self._session is None:
@@ -228,8 +233,9 @@ class HttpTaskRunHook(TaskRunHook):
             if self._session is None:
                 conn = await self.aconnection()
                 # Building a session may read a key file or (OCI principals) call a metadata
-                # service: keep that off the triggerer's event loop.
-                self._session = await asyncio.to_thread(self._limited_session, conn)
+                # service, and its async client's first use imports aiohttp: keep all of it off
+                # the triggerer's event loop.
+                self._session = await asyncio.to_thread(self._async_session, conn)
         return self._session
 
     def get_conn(self) -> ApiSession:

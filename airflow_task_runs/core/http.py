@@ -863,6 +863,14 @@ class ApiSession:
             bound_by_deadline(self._client)
         return self._client
 
+    def warm_async(self) -> None:
+        """Do in this (worker) thread what the first async request would do on the event loop:
+        import the async transport (aiohttp, which builds TLS contexts as it loads: 0.1-0.5 s) and
+        load the CA bundle (~30 ms). Hooks call it where they build the session off the loop."""
+        _ssl_context(self.verify)
+        if self._async_transport is None and async_transport_name() == "aiohttp":
+            import airflow_task_runs.core.aio_transport  # noqa: F401
+
     @property
     def aclient(self) -> httpx.AsyncClient:
         if self._aclient is None:

@@ -317,3 +317,51 @@ def test_within_tells_the_deadline_from_a_calls_own_timeout(monkeypatch, python)
     with pytest.raises(DeadlineReached):
         asyncio.run(within(asyncio.sleep(10), 0.05))
     assert time.monotonic() - started < 2
+
+
+_FIRST_POLL = """
+import json, sys, threading, time
+on_loop = {}
+
+class Spy:  # notes the thread each watched module is first imported in
+    def find_spec(self, name, path=None, target=None):
+        if name == "aiohttp" and name not in on_loop:
+            on_loop[name] = threading.current_thread() is threading.main_thread()
+        return None
+
+sys.meta_path.insert(0, Spy())
+from airflow_task_runs.core import http
+from airflow_task_runs.core.triggers import TaskRunTrigger
+from airflow_task_runs.testing.sensors import run_trigger
+
+loaded_before = "aiohttp" in sys.modules
+built = http._ssl_context
+
+def ssl_context(verify):
+    on_loop.setdefault("ssl context", threading.current_thread() is threading.main_thread())
+    return built(verify)
+
+http._ssl_context = ssl_context
+trigger = TaskRunTrigger(hook_path=sys.argv[1], hook_kwargs={}, status_kind=sys.argv[2],
+                         run_ref=json.loads(sys.argv[3]), poll_interval=0.05, deadline=time.time() + 60)
+event = run_trigger(trigger)
+print(json.dumps({"loaded_before": loaded_before, "on_loop": on_loop, "event": event["event"]}))
+"""
+
+
+@pytest.mark.parametrize("cloud", ["ncp", "aws"])
+def test_a_triggers_first_poll_imports_aiohttp_and_loads_tls_off_the_event_loop(emu, cloud):
+    """Importing aiohttp (it builds TLS contexts as it loads) held a fresh triggerer's loop 0.1-0.5 s."""
+    import subprocess
+
+    if cloud == "ncp":
+        hook, kind, ref = NCLUE, "task_run", {"run_id": emu.ncp.add_run(lifecycle=[("completed", 0)])}
+    else:
+        run_id = emu.aws.add_run(lifecycle=[("COMPLETED", 0)])
+        hook, kind, ref = "airflow_task_runs.aws.hooks.HealthOmicsHook", "run", {"run_id": run_id}
+    args = [sys.executable, "-c", _FIRST_POLL, hook, kind, json.dumps(ref)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["event"] == "terminal" and not seen["loaded_before"], seen
+    assert seen["on_loop"] == {"aiohttp": False, "ssl context": False}, seen
