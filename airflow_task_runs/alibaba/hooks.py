@@ -287,6 +287,10 @@ class RosHook(HttpTaskRunHook):
         )
 
     status_kinds = frozenset({"ai_task"})
+    triggerer_modules = (
+        *HttpTaskRunHook.triggerer_modules,
+        "airflow_task_runs.alibaba.models",
+    )
 
     def status_pair(self, kind: str) -> StatusPair:
         return StatusPair(self.get_status, self.aget_status)

@@ -541,6 +541,14 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         )
 
     status_kinds = frozenset({"task", "run"})
+    triggerer_modules = (
+        *RunStatusMixin.triggerer_modules,
+        "airflow_task_runs.aws.models",
+        "airflow_task_runs.aws.runs",
+        "airflow_task_runs.aws.botocore_guard",
+        "airflow_task_runs.aws.omics_rest",
+        "airflow_task_runs.aws.sigv4",
+    )
 
     def status_pair(self, kind: str) -> StatusPair:
         if kind == "run":

@@ -73,6 +73,13 @@ class RunStatusMixin:
     """``run_status`` / ``arun_status`` by kind, and per-run batches; a hook names its pairs."""
 
     status_kinds: ClassVar[frozenset[str]] = frozenset()
+    #: modules the hook's async calls import on first use, which a trigger imports in a thread
+    #: before its first poll (a first import on the triggerer's loop would stall every watch)
+    triggerer_modules: ClassVar[tuple[str, ...]] = (
+        "airflow_task_runs.core.ids",
+        "airflow_task_runs.core.secrets",
+        "airflow_task_runs.core.outputs",  # the terminal event's bounds
+    )
 
     def status_pair(self, kind: str) -> StatusPair:
         raise NotImplementedError

@@ -387,19 +387,23 @@ class _PacerState:
 poll_pacer = PollPacer()
 
 
-async def import_off_loop(path: str) -> None:
-    """Import the module of ``path`` in a thread unless it is loaded: a first import can take
-    hundreds of milliseconds (the amazon provider pulls in botocore) and must not stall the loop."""
+async def import_off_loop(*modules: str) -> None:
+    """Import ``modules`` in a thread unless they are loaded: a first import can take hundreds
+    of milliseconds (the amazon provider pulls in botocore, pydantic builds every model's
+    validators) and must not stall the loop."""
     import sys
 
-    module = path.rpartition(".")[0]
-    loaded = sys.modules.get(module)
     # A module is in sys.modules from the moment its import *starts*: while another trigger's
     # thread is still importing it, importing it here would wait on the import lock, on the loop.
-    if loaded is None or getattr(getattr(loaded, "__spec__", None), "_initializing", False):
+    wanted = [
+        m
+        for m in modules
+        if (loaded := sys.modules.get(m)) is None or getattr(getattr(loaded, "__spec__", None), "_initializing", False)
+    ]
+    if wanted:
         import importlib
 
-        await asyncio.to_thread(importlib.import_module, module)
+        await asyncio.to_thread(lambda: [importlib.import_module(m) for m in wanted])
 
 
 #: the triggerer's registry (module state is shared by every trigger of the process)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_task_runs.core.shared import import_off_loop, poll_pacer, shared_hooks
+
 if TYPE_CHECKING:
     from airflow_task_runs.core.states import RunStatus
 
@@ -127,11 +129,11 @@ class TaskRunTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_task_runs.core.shared import import_off_loop, poll_pacer, shared_hooks
-
-        # the first trigger of a cloud imports its hook module (botocore, for AWS) off the loop
-        await import_off_loop(self.hook_path)
+        # the first trigger of a cloud imports its hook module (botocore, for AWS) off the loop,
+        # then what the hook's async calls import on first use (its models, the cloud's client)
+        await import_off_loop(self.hook_path.rpartition(".")[0])
         entry = shared_hooks.acquire(self.hook_path, self.hook_kwargs)
+        await import_off_loop(*getattr(entry.hook, "triggerer_modules", ()))
         kind, ref = self.status_kind, self.run_ref
         if kind is not None:
             poll = functools.partial(entry.coalescer.status, kind, ref)

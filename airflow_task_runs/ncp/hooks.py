@@ -275,6 +275,10 @@ class NclueHook(HttpTaskRunHook):
         )
 
     status_kinds = frozenset({"task_run"})
+    triggerer_modules = (
+        *HttpTaskRunHook.triggerer_modules,
+        "airflow_task_runs.ncp.models",
+    )
 
     def status_pair(self, kind: str) -> StatusPair:
         return StatusPair(self.get_status, self.aget_status)

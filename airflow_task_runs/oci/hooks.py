@@ -405,6 +405,10 @@ class OciAiDataPlatformHook(HttpTaskRunHook):
         )
 
     status_kinds = frozenset({"task_run", "experiment_run"})
+    triggerer_modules = (
+        *HttpTaskRunHook.triggerer_modules,
+        "airflow_task_runs.oci.models",
+    )
 
     def status_pair(self, kind: str) -> StatusPair:
         if kind == "experiment_run":

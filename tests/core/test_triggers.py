@@ -323,10 +323,14 @@ _FIRST_POLL = """
 import json, sys, threading, time
 on_loop = {}
 
+ours_on_loop = []
+
 class Spy:  # notes the thread each watched module is first imported in
     def find_spec(self, name, path=None, target=None):
         if name == "aiohttp" and name not in on_loop:
             on_loop[name] = threading.current_thread() is threading.main_thread()
+        if name.startswith("airflow_task_runs.") and threading.current_thread() is threading.main_thread():
+            ours_on_loop.append(name)
         return None
 
 sys.meta_path.insert(0, Spy())
@@ -342,26 +346,37 @@ def ssl_context(verify):
     return built(verify)
 
 http._ssl_context = ssl_context
+ours_on_loop.clear()  # from here on, the trigger runs: nothing of ours is imported on its loop
 trigger = TaskRunTrigger(hook_path=sys.argv[1], hook_kwargs={}, status_kind=sys.argv[2],
                          run_ref=json.loads(sys.argv[3]), poll_interval=0.05, deadline=time.time() + 60)
 event = run_trigger(trigger)
-print(json.dumps({"loaded_before": loaded_before, "on_loop": on_loop, "event": event["event"]}))
+print(json.dumps({"loaded_before": loaded_before, "on_loop": on_loop, "ours": ours_on_loop, "event": event["event"]}))
 """
 
 
-@pytest.mark.parametrize("cloud", ["ncp", "aws"])
-def test_a_triggers_first_poll_imports_aiohttp_and_loads_tls_off_the_event_loop(emu, cloud):
-    """Importing aiohttp (it builds TLS contexts as it loads) held a fresh triggerer's loop 0.1-0.5 s."""
+@pytest.mark.parametrize("cloud", ["ncp", "aws", "oci", "ros"])
+def test_a_triggers_first_poll_imports_nothing_on_the_event_loop(emu, cloud):
+    """Importing aiohttp (it builds TLS contexts as it loads), a cloud's pydantic models or the
+    HealthOmics client on its first poll held a fresh triggerer's loop 0.1-0.5 s."""
     import subprocess
+
+    from airflow_task_runs.testing.oci import PLATFORM_ID, WORKSPACE_KEY
 
     if cloud == "ncp":
         hook, kind, ref = NCLUE, "task_run", {"run_id": emu.ncp.add_run(lifecycle=[("completed", 0)])}
-    else:
+    elif cloud == "aws":
         run_id = emu.aws.add_run(lifecycle=[("COMPLETED", 0)])
         hook, kind, ref = "airflow_task_runs.aws.hooks.HealthOmicsHook", "run", {"run_id": run_id}
+    elif cloud == "oci":
+        key = emu.oci.add_task_run(lifecycle=["SUCCESS"])
+        hook, kind = "airflow_task_runs.oci.hooks.OciAiDataPlatformHook", "task_run"
+        ref = {"ai_data_platform_id": PLATFORM_ID, "workspace_key": WORKSPACE_KEY, "task_run_key": key}
+    else:
+        hook, kind, ref = ROS, "ai_task", {"ai_task_id": emu.alibaba.add_task(lifecycle=[("SUCCESS", 0)])}
     args = [sys.executable, "-c", _FIRST_POLL, hook, kind, json.dumps(ref)]
     out = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["event"] == "terminal" and not seen["loaded_before"], seen
     assert seen["on_loop"] == {"aiohttp": False, "ssl context": False}, seen
+    assert seen["ours"] == [], seen
