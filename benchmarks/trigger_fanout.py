@@ -440,6 +440,9 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
 
     for path in (*_HOOKS.values(), "airflow_task_runs.ncp.hooks.NclueHook"):
         importlib.import_module(path.rpartition(".")[0])
+    # and what a triggerer process has loaded before any trigger runs (its runner imports the
+    # task SDK's supervisor, which the first connection lookup would import here, on the loop)
+    importlib.import_module("airflow.sdk.execution_time.supervisor")
 
     lags: list[float] = []
 
