@@ -201,23 +201,17 @@ class HttpTaskRunHook(TaskRunHook):
         raise NotImplementedError
 
     def _limited_session(self, conn: Connection) -> ApiSession:
-        # Called in a thread by asession(): also import the cloud's models here, so their first
-        # import (pydantic builds every validator) does not stall the triggerer's loop.
-        import importlib
-
-        for klass in type(self).__mro__:  # the cloud's package, also for a user's subclass
-            package = klass.__module__.rpartition(".")[0]
-            if package.startswith("airflow_task_runs.") and package != "airflow_task_runs.core":
-                try:
-                    importlib.import_module(f"{package}.models")
-                except ImportError:
-                    pass
-                break
         session = self._build_session(conn)
         session.limiter = self.rate_limiter(conn)
         return session
 
     def _async_session(self, conn: Connection) -> ApiSession:
+        # in asession()'s thread: what the async calls import on first use (the cloud's models:
+        # pydantic builds every validator) is imported here too, for callers other than a trigger
+        import importlib
+
+        for module in self.triggerer_modules:
+            importlib.import_module(module)
         session = self._limited_session(conn)
         session.warm_async()
         return session
