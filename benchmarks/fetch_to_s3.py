@@ -153,7 +153,7 @@ def main() -> None:
 
     print(f"load average after: {os.getloadavg()[0]:.2f} (1 min)")
     med = {mode: statistics.median(values) for mode, values in walls.items()}
-    rss = {mode: statistics.median(values) for mode, values in peaks.items()}
+    peak_rss = {mode: statistics.median(values) for mode, values in peaks.items()}
     print(f"\n{size_mib} MiB NCLUE result, object store -> s3:// (both moto), median of {rounds}:")
     for mode, wall in med.items():
         print(f"  {mode:11s} {wall:7.2f} s  {size_mib / wall:6.1f} MiB/s")
@@ -164,9 +164,9 @@ def main() -> None:
     if {"fetch", "upload-only", "curl"} <= med.keys():
         floor = med["upload-only"] + med["curl"]
         print(f"  fetch / (upload-only + curl) = {med['fetch'] / floor:.2f}x (the store's ingest plus its GET)")
-    if "baseline" in rss:
-        for mode, peak in rss.items():
-            print(f"  peak RSS {mode:11s} {peak:5.0f} MiB (+{peak - rss['baseline']:.0f} over baseline)")
+    if "baseline" in peak_rss:
+        for mode, peak in peak_rss.items():
+            print(f"  peak RSS {mode:11s} {peak:5.0f} MiB (+{peak - peak_rss['baseline']:.0f} over baseline)")
 
 
 if __name__ == "__main__":

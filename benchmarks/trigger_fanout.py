@@ -15,8 +15,11 @@ lives: ``--polls`` shows it at lengths closer to real runs (10 polls at 1 s is a
 
 Reported per variant: client CPU ms per watch-poll, API calls per watch-poll (as the server
 counted them), TCP connections opened, peak RSS (VmHWM), wall over the ideal schedule, the
-longest event-loop stall (a 10 ms ticker's worst lateness), and whether every watch got its
-terminal event. dbt-cloud needs the bench-only extra (locked in constraints.txt):
+longest event-loop stall (a 10 ms ticker's worst lateness: a whole loop iteration, what
+Airflow's triggerer warns about above 0.2 s), the longest single callback in it ("block", the
+garbage collector's pauses left out), the longest full garbage collection ("GC": it walks every
+object of the process, Airflow's included, and stalls the loop whoever triggered it), and
+whether every watch got its terminal event. dbt-cloud needs the bench-only extra (locked in constraints.txt):
 .venv/bin/uv pip install --python .venv/bin/python --constraint constraints.txt -e '.[bench]'
 """
 
@@ -98,7 +101,7 @@ def serve(cert: str, key: str, port_file: str) -> None:
     from aiohttp import web
 
     reads: dict[str, int] = {}
-    stats = {"requests": 0, "peers": set()}
+    stats: dict[str, Any] = {"requests": 0, "peers": set()}
     extra_runs = 50  # NCLUE runs nobody watches, newest first in the list like most list APIs
 
     def status(key: str) -> bool:
@@ -420,6 +423,42 @@ async def _bare_httpx(n: int, base: str, cert: str) -> list[Any]:
         return await asyncio.gather(*(watch(i) for i in range(n)))
 
 
+def _time_callbacks() -> list[Any]:
+    """Time every event-loop callback: ``[longest seconds, what it was, longest GC pause]``.
+
+    The ticker's lateness is a whole loop iteration (every callback that was ready: the stall
+    a triggerer warns about); this finds the longest single callback in it, the one that
+    blocked. The garbage collector's pauses are counted apart and left out of the callback
+    that happened to trigger them: a full collection walks every object the process holds
+    (Airflow's included: 0.1-0.25 s for ~180,000 objects), whoever allocated last.
+    """
+    import gc
+
+    handle_run = asyncio.events.Handle._run
+    slowest: list[Any] = [0.0, "", 0.0]
+    in_gc = [0.0, 0.0]  # total GC seconds so far, start of the current collection
+    clock = time.perf_counter
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            in_gc[1] = clock()
+        else:
+            pause = clock() - in_gc[1]
+            in_gc[0] += pause
+            slowest[2] = max(slowest[2], pause)
+
+    def timed(handle: asyncio.events.Handle) -> None:
+        started, gc_before = clock(), in_gc[0]
+        handle_run(handle)
+        took = clock() - started - (in_gc[0] - gc_before)
+        if took > slowest[0]:
+            slowest[:2] = [took, repr(handle)[:200]]
+
+    gc.callbacks.append(on_gc)
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign,assignment]
+    return slowest
+
+
 def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
     """One variant in this process; ``<variant>@httpx`` runs it on httpx's own async transport
     (the sessions' default is aiohttp's, core/aio_transport.py), to compare the two."""
@@ -443,8 +482,10 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
     # and what a triggerer process has loaded before any trigger runs (its runner imports the
     # task SDK's supervisor, which the first connection lookup would import here, on the loop)
     importlib.import_module("airflow.sdk.execution_time.supervisor")
+    importlib.import_module("aiohttp")  # the bare loop's too: its import is no watch-poll's cost
 
     lags: list[float] = []
+    slowest = _time_callbacks()
 
     async def ticker() -> None:
         while True:
@@ -497,6 +538,9 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
                 "peak_rss_mib": int(hwm.split()[1]) / 1024,
                 "wall_over_ideal": wall / IDEAL - 1,
                 "max_stall_s": max(lags, default=0.0),
+                "max_callback_s": slowest[0],
+                "slowest_callback": slowest[1],
+                "max_gc_pause_s": slowest[2],
                 "ok": f"{ok}/{n}",
             }
         )
@@ -526,7 +570,7 @@ def main() -> None:
         env = {**os.environ, "AIRFLOW_HOME": str(folder), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
         print(
             f"{'variant':<16} {'N':>5} {'CPU ms/wp':>9} {'calls/wp':>8} {'TCP':>5} {'RSS MiB':>8} {'wall/ideal':>10} "
-            f"{'stall s':>7} {'ok':>9}"
+            f"{'stall s':>7} {'block s':>7} {'GC s':>5} {'ok':>9}"
         )
         for n in sizes:
             for variant in variants:
@@ -548,9 +592,11 @@ def main() -> None:
                 print(
                     f"{variant:<16} {n:>5} {r['cpu_ms_per_watch_poll']:>9.3f} {r['calls_per_watch_poll']:>8.3f} "
                     f"{r['connections']:>5} {r['peak_rss_mib']:>8.0f} {r['wall_over_ideal']:>+10.1%} "
-                    f"{r['max_stall_s']:>7.3f} {r['ok']:>9}",
+                    f"{r['max_stall_s']:>7.3f} {r['max_callback_s']:>7.3f} {r['max_gc_pause_s']:>5.3f} {r['ok']:>9}",
                     flush=True,
                 )
+                if r["max_callback_s"] > 0.1:  # name what blocked the loop
+                    print(f"{'':<16} longest callback: {r['slowest_callback']}", flush=True)
     finally:
         server.terminate()
         server.wait()

@@ -30,6 +30,8 @@ _GZIP = zlib.MAX_WBITS | 16
 _GZIP_MAGIC = b"\x1f\x8b"
 #: compressed input allowed per decoded byte, and over it (see ``Inflater._count``)
 _RATIO, _SLACK = 2, 64 * 1024
+#: compressed bytes zlib is given per step once a body's second gzip member begins
+_PIECE = 1024
 
 
 class UndecodableBody(httpx.DecodingError):
@@ -124,24 +126,44 @@ class Inflater:
             if data:
                 yield data
             return
-        while data:
+        view = memoryview(data)  # taken by moving along it: the rest of a read is never copied
+        while view:
             if self._z is None:
-                self._held += data
-                self._z = self._begin()
-                if self._z is None:
+                if len(self._held) + len(view) < 2:  # a stream's first byte: its header needs two
+                    self._held += bytes(view)
                     return
-                data, self._held = self._held, b""
-            try:
-                out = self._z.decompress(data, self.size)
-            except zlib.error as exc:
-                raise UndecodableBody(f"the answer's compressed body is damaged ({exc})", retryable=True) from None
-            rest = self._z.unused_data if self._z.eof else self._z.unconsumed_tail
-            self._count(len(data) - len(rest), len(out))
+                held = self._held
+                self._held += bytes(view[: 2 - len(held)])
+                self._z = self._begin()
+                self._held = b""
+                if held:  # the byte held back from the last read opens this stream
+                    used, out = self._inflate(memoryview(held))  # one byte cannot end it
+                    if out:
+                        yield out
+            used, out = self._inflate(view)
+            view = view[used:]
             if out:
                 yield out
-            data = rest
-            if self._z.eof:  # this stream ended: what follows may only be another gzip member
-                self._z = None
+
+    def _inflate(self, view: memoryview) -> tuple[int, bytes]:
+        """One zlib step from the start of ``view``: (bytes it took, bytes it decoded).
+
+        zlib hands back what it did not take as a copy. After the first stream, a read may hold
+        thousands of tiny gzip members, and copying the rest of the read at each one's end is
+        quadratic; from the second stream on zlib gets ``_PIECE`` bytes at a time.
+        """
+        z = self._z
+        assert z is not None
+        piece = view if self._members == 1 else view[:_PIECE]
+        try:
+            out = z.decompress(piece, self.size)
+        except zlib.error as exc:
+            raise UndecodableBody(f"the answer's compressed body is damaged ({exc})", retryable=True) from None
+        used = len(piece) - len(z.unused_data if z.eof else z.unconsumed_tail)
+        self._count(used, len(out))
+        if z.eof:  # this stream ended: what follows may only be another gzip member
+            self._z = None
+        return used, out
 
     def end(self) -> bytes:
         """What is left once the body is read; a compressed stream that did not end is refused."""

@@ -306,6 +306,46 @@ def test_a_body_of_several_gzip_members_is_read_whole():
     assert _inflate("gzip", [gzip.compress(b"first ") + gzip.compress(b"second")]) == b"first second"
 
 
+@pytest.mark.parametrize("size", [1, 7, 1000, 1 << 20])
+def test_many_gzip_members_read_the_same_in_every_chunking(size):
+    members = [gzip.compress(f"member {i};".encode()) for i in range(400)]
+    body = b"".join(members)
+    expected = b"".join(f"member {i};".encode() for i in range(400))
+    assert _inflate("gzip", [body[i : i + size] for i in range(0, len(body), size)]) == expected
+
+
+def _bytes_handed_to_zlib(monkeypatch, members: int) -> tuple[int, int]:
+    """Compressed bytes zlib was given to inflate one read of ``members`` tiny gzip members, and the read's size."""
+    handed = [0]
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, *args: int) -> None:
+            self._z = real(*args)
+
+        def decompress(self, data, max_length=0):
+            handed[0] += len(data)
+            return self._z.decompress(data, max_length)
+
+        def __getattr__(self, name):
+            return getattr(self._z, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    body = gzip.compress(b"x" * 100) * members
+    assert _inflate("gzip", [body]) == b"x" * 100 * members
+    monkeypatch.setattr(zlib, "decompressobj", real)
+    return handed[0], len(body)
+
+
+def test_thousands_of_gzip_members_in_one_read_cost_work_linear_in_its_size(monkeypatch):
+    """zlib copies what it did not take: at every member's end that was the rest of the read,
+    quadratic in a read of tiny members (a hostile body's CPU). Each compressed byte must be
+    handed over a bounded number of times, however many members share its read."""
+    small, small_size = _bytes_handed_to_zlib(monkeypatch, 2_000)
+    large, large_size = _bytes_handed_to_zlib(monkeypatch, 16_000)
+    assert large / large_size < 1.5 * (small / small_size)
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw"])
 def test_every_chunking_reads_the_same_even_one_byte_at_a_time(encoding):
     data = json.dumps({"runs": [{"id": i} for i in range(200)]}).encode()
