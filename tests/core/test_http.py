@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 
+import httpx
 import pytest
 
 from airflow_task_runs.core.errors import ApiError, MalformedResponseError
@@ -207,3 +209,50 @@ def test_the_reported_trickle_ends_within_its_budget(task_runs_connections, monk
         emu.clear_faults()
     assert time.monotonic() - started <= 5 + 1.0
     assert caught.value.code == "Timeout" and not caught.value.retryable
+
+
+class _AskAgainOn401(httpx.Auth):
+    """Signs with ``inner``; answered 401, signs the request afresh and sends it once more."""
+
+    def __init__(self, inner: httpx.Auth) -> None:
+        self.inner = inner
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        response = yield next(self.inner.auth_flow(request))
+        if response.status_code == 401:
+            request.headers["x-asked-again"] = "yes"
+            yield next(self.inner.auth_flow(request))
+
+
+def test_the_async_send_follows_an_auth_flow_that_asks_again_and_runs_the_event_hooks(ncp):
+    """The async path sends without httpx's client pipeline: an auth flow answering a response
+    with a new request, and the session's event hooks (the rate limit), must still work."""
+    emu, run_id = ncp
+    emu.inject("status", status=401, match=f"/api/v1/task-runs/{run_id}")
+    seen: list[str] = []
+
+    async def main() -> tuple[object, object]:
+        hook = NclueHook()
+        signed = await hook.asession()
+        session = ApiSession(
+            signed.base_url, dialect=signed.dialect, auth=_AskAgainOn401(signed.auth), retry=RetryPolicy(max_attempts=1)
+        )
+
+        async def on_request(request: httpx.Request) -> None:
+            seen.append(f"request {request.headers.get('x-asked-again', 'first')}")
+
+        async def on_response(response: httpx.Response) -> None:
+            seen.append(f"response {response.status_code}")
+
+        session.aclient.event_hooks = {"request": [on_request], "response": [on_response]}
+        try:
+            return await session.arequest_json("GET", f"/task-runs/{run_id}")
+        finally:
+            await session.aclose()
+            await hook.aclose()
+
+    body, response = asyncio.run(main())
+    assert response.status_code == 200 and body["status"] == "in_progress"  # type: ignore[attr-defined,index]
+    sent = emu.requests_to(f"/api/v1/task-runs/{run_id}")
+    assert [r.headers.get("x-asked-again") for r in sent] == [None, "yes"]
+    assert seen == ["request first", "response 401", "request yes", "response 200"]
