@@ -93,7 +93,13 @@ def host_header(url: httpx.URL) -> str:
 
 def amz_date(epoch_seconds: float) -> str:
     """``X-Amz-Date``: ISO 8601 basic format, UTC, to the second (``20250102T030405Z``)."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(epoch_seconds))
+    return _amz_date_of(int(epoch_seconds))
+
+
+@functools.lru_cache(maxsize=4)
+def _amz_date_of(second: int) -> str:
+    """Formatted once a second, not once per request (as OCI's ``date``: every poll of a round shares it)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
 
 
 class SigV4Auth(httpx.Auth):
@@ -124,14 +130,6 @@ class SigV4Auth(httpx.Auth):
         self._seen: tuple[str, str, str | None] | None = None
         #: (secret key, date) -> kSigning: four HMACs saved per request, recomputed once a day
         self._key: tuple[str, str, bytes] | None = None
-        self._second: tuple[int, str] = (-1, "")
-
-    def _date(self, epoch_seconds: float) -> str:
-        """``X-Amz-Date`` of this second, formatted once a second (every poll of a round shares it)."""
-        second = int(epoch_seconds)
-        if self._second[0] != second:
-            self._second = (second, amz_date(second))
-        return self._second[1]
 
     def __repr__(self) -> str:  # never show a key or a token
         return f"SigV4Auth(service={self.service!r}, region={self.region!r})"
@@ -149,7 +147,7 @@ class SigV4Auth(httpx.Auth):
     def sign(self, request: httpx.Request, credentials: Any, when: float | None = None) -> httpx.Request:
         """Add ``X-Amz-Date`` (and ``X-Amz-Security-Token``) and the ``Authorization`` header."""
         access_key, secret_key, token = credentials.access_key, credentials.secret_key, credentials.token
-        date_time = self._date(self._clock() if when is None else when)
+        date_time = amz_date(self._clock() if when is None else when)
         headers = request.headers
         items = headers.multi_items()  # names lower-cased by httpx
         if any(name in _STALE for name, _ in items):  # a retry is signed afresh
