@@ -29,6 +29,7 @@ from airflow_task_runs.core.states import RunState, RunStatus, StatusTable
 if TYPE_CHECKING:
     import asyncio
 
+    import boto3
     from botocore.config import Config
 
     from airflow_task_runs.aws.models import Run, RunListItem, RunTask, TaskListItem
@@ -220,6 +221,28 @@ def _strip(response: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}, meta.get("RequestId")
 
 
+def _warm_session(session: Any, service: str) -> None:
+    """Read what a botocore session's first ``service`` client needs, into the session's caches.
+
+    aiobotocore creates a client on the event loop, and the first one of a session reads and
+    parses botocore's JSON data there (the service model, its endpoint rules, endpoints and
+    partitions, the retry and defaults tables: a tenth of a second and more), builds the endpoint
+    resolver and reads the AWS config files. Done here first, in a thread, ``create_client`` finds
+    them cached. An error is left for ``create_client`` to raise, where it always did.
+    """
+    from botocore.exceptions import BotoCoreError
+
+    with contextlib.suppress(BotoCoreError):
+        loader = session.get_component("data_loader")
+        api_version = (session.get_config_variable("api_versions") or {}).get(service)
+        for type_name in ("service-2", "endpoint-rule-set-1"):
+            loader.load_service_model(service, type_name, api_version)
+        for name in ("partitions", "_retry", "sdk-default-configuration"):
+            loader.load_data(name)
+        session._get_internal_component("endpoint_resolver")
+        session.get_scoped_config()
+
+
 class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
     """HealthOmics ``GetRun`` / ``GetRunTask`` / ``ListRunTasks`` over the ``omics`` client.
 
@@ -334,13 +357,26 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
 
         return self._guarded(support_output_uri_prefix_mode(self.conn), CLOUD)
 
+    def get_session(self, region_name: str | None = None, deferrable: bool = False) -> boto3.session.Session:
+        """The amazon provider's session; the async client's (``deferrable``) comes ready to open.
+
+        :meth:`get_async_conn` calls this in a worker thread, and aiobotocore's ``create_client``
+        runs later, on the event loop: what it would read there is read here (:func:`_warm_session`).
+        """
+        session = super().get_session(region_name=region_name, deferrable=deferrable)
+        if deferrable:
+            _warm_session(session, "omics")
+        return session
+
     async def aclient(self, operation: str = OPENING) -> Any:
         """The aiobotocore ``omics`` client, opened once and kept until :meth:`aclose`.
 
         Built like the amazon provider's own triggers do (``get_async_conn``): the connection
-        is read in a worker thread, never on the triggerer's event loop, and so is the first
-        fetch of its credentials (the provider's web identity credentials are fetched at their
-        first use, by a blocking STS call); a failed fetch is an :class:`ApiError` naming
+        is read in a worker thread, never on the triggerer's event loop, and so are botocore's
+        data files the client needs (:meth:`get_session`; aiobotocore's ``create_client`` runs on
+        the loop, and read and parsed them there, a tenth of a second and more per hook) and the
+        first fetch of its credentials (the provider's web identity credentials are fetched at
+        their first use, by a blocking STS call); a failed fetch is an :class:`ApiError` naming
         ``operation``, the call that needed the client. The hook's own async calls go through
         :meth:`aomics`, which takes its endpoint, region, credentials and settings from this
         client; the client stays guarded (size cap, retry window) for any call made on it directly.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import pytest
@@ -629,8 +630,8 @@ def test_the_first_credentials_fetch_runs_off_the_event_loop(emu, monkeypatch):
     """Web identity credentials are fetched at their first use, in aclient(), where aiobotocore
     called the provider's blocking STS fetcher on the loop: every trigger stalled as long as STS took.
 
-    Only the fetch is timed: building the aiobotocore client (aiobotocore's create_client, reading
-    botocore's JSON models) holds the loop on its own, before the fetch starts."""
+    Only the fetch is timed: opening the aiobotocore client (aiobotocore's create_client) holds
+    the loop on its own, before the fetch starts."""
     from airflow_task_runs.core.secrets import redact
 
     run_id = emu.add_run(lifecycle=[("COMPLETED", 0)])
@@ -659,6 +660,54 @@ def test_the_first_credentials_fetch_runs_off_the_event_loop(emu, monkeypatch):
     stall = watch.stall_during(*fetches[0])
     assert stall < 0.2, f"the event loop stalled {stall:.2f} s during the first credentials fetch"
     assert redact("token first-fetch-session-token") == "token ***"
+
+
+def _loop_running() -> bool:
+    """Whether an event loop runs in this thread (a worker thread has none)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("connection", ["keys", "web identity"])
+def test_opening_the_async_client_reads_no_botocore_data_on_the_event_loop(emu, monkeypatch, connection):
+    """aiobotocore's create_client runs on the event loop, and the first client of a session read and
+    parsed botocore's JSON there (the omics model and endpoint rules, endpoints, partitions): a tenth
+    of a second and more that every trigger waited, once per hook. The provider shares one loader
+    between its plain sessions (fresh here, as in a new triggerer); an assumed role's has its own."""
+    from airflow.providers.amazon.aws.hooks import base_aws
+    from botocore.loaders import JSONFileLoader, Loader
+
+    monkeypatch.setattr(base_aws, "_loader", Loader())
+    if connection == "web identity":
+        _web_identity(
+            emu,
+            monkeypatch,
+            lambda: {
+                "access_key": emu.access_key,
+                "secret_key": emu.secret_key,
+                "token": None,
+                "expiry_time": "2099-01-01T00:00:00Z",
+            },
+        )
+    read: list[tuple[str, bool]] = []
+    load_file = JSONFileLoader.load_file
+
+    def recording(self, file_path):
+        found = load_file(self, file_path)
+        if found is not None:
+            read.append((os.path.basename(file_path), _loop_running()))
+        return found
+
+    monkeypatch.setattr(JSONFileLoader, "load_file", recording)
+    run_id = emu.add_run(lifecycle=[("COMPLETED", 0)])
+
+    status = _async(lambda hook: hook.aget_run_status(run_id))
+    assert status.raw_status == "COMPLETED"
+    assert {"service-2", "endpoint-rule-set-1", "endpoints", "partitions"} <= {name for name, _ in read}, read
+    assert [name for name, on_loop in read if on_loop] == []
 
 
 def test_a_failed_first_credentials_fetch_is_an_api_error_naming_the_call(emu, monkeypatch):
