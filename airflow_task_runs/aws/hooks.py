@@ -48,6 +48,8 @@ DEFAULT_MAX_LIST_SECONDS = 1800.0
 DEFAULT_LOG_GROUP = "/aws/omics/WorkflowLog"
 #: the call named by an error of the async client's first credentials fetch when no call was named
 OPENING = "opening the HealthOmics client"
+#: what building a client does that can fail: the connection's role is assumed (STS AssumeRole)
+OPENING_WHAT = "the aws connection's credentials and region; its role, if it names one, assumed with STS"
 #: botocore retry settings used when neither the hook nor the connection sets ``retries``
 DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 5}
 
@@ -355,7 +357,9 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         self._mask_credentials()
         from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
 
-        return self._guarded(support_output_uri_prefix_mode(self.conn), CLOUD)
+        with _mapped(OPENING, OPENING_WHAT):  # the provider's AssumeRole runs here, at the first use
+            conn = self.conn
+        return self._guarded(support_output_uri_prefix_mode(conn), CLOUD)
 
     def get_session(self, region_name: str | None = None, deferrable: bool = False) -> boto3.session.Session:
         """The amazon provider's session; the async client's (``deferrable``) comes ready to open.
@@ -394,7 +398,8 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
                 await sync_to_async(self._mask_credentials)()
                 stack = contextlib.AsyncExitStack()
                 try:
-                    client = await stack.enter_async_context(await self.get_async_conn())
+                    with _mapped(operation, OPENING_WHAT):  # the provider's AssumeRole runs in get_async_conn
+                        client = await stack.enter_async_context(await self.get_async_conn())
                     from airflow_task_runs.aws.runs import support_output_uri_prefix_mode
 
                     support_output_uri_prefix_mode(client)

@@ -481,7 +481,9 @@ async def first_credentials(client: Any, operation: str) -> Any:
         return None
     refresh_off_the_loop(credentials)
     try:
-        return await credentials.get_frozen_credentials()
+        from airflow_task_runs.aws.sigv4 import frozen_credentials
+
+        return await frozen_credentials(credentials)
     except refresh_errors() as exc:
         parts = urllib.parse.urlsplit(endpoint(client))
         raise refresh_error(exc, operation, f"{parts.scheme}://{parts.netloc}") from None

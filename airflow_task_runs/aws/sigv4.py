@@ -102,6 +102,27 @@ def _amz_date_of(second: int) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
 
 
+async def frozen_credentials(credentials: Any) -> Any:
+    """``await credentials.get_frozen_credentials()``, refreshing them if due.
+
+    A refresh that returns credentials already expired makes aiobotocore raise a bare
+    ``RuntimeError``; it leaves here as botocore's ``CredentialRetrievalError``, like every
+    other failed refresh, so the caller maps it to the call's error with the others.
+    """
+    try:
+        return await credentials.get_frozen_credentials()
+    except RuntimeError as exc:
+        if "still expired" not in str(exc):
+            raise
+        from botocore.exceptions import CredentialRetrievalError
+
+        raise CredentialRetrievalError(
+            provider=getattr(credentials, "method", None) or "the credentials' refresh",
+            error_msg="the credentials were refreshed but are already expired: check this machine's clock, and the "
+            "expiry the credential source returns (a role's session duration)",
+        ) from None
+
+
 class SigV4Auth(httpx.Auth):
     """Signs each send with SigV4 for ``service`` in ``region``.
 
@@ -198,7 +219,7 @@ class SigV4Auth(httpx.Auth):
         return True
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        credentials = await self._credentials.get_frozen_credentials()
+        credentials = await frozen_credentials(self._credentials)
         if self._check(credentials) and self._on_credentials is not None:
             await self._on_credentials(credentials)
         yield self.sign(request, credentials)

@@ -17,6 +17,11 @@ AUTH_CODES = frozenset(
         "IncompleteSignatureException",
         "MissingAuthenticationTokenException",
         "ExpiredTokenException",
+        # STS (query protocol: no "Exception"), when the connection's role is assumed
+        "AccessDenied",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "SignatureDoesNotMatch",
     }
 )
 

@@ -844,3 +844,71 @@ def test_a_bad_rate_fails_the_first_call_naming_the_field(emu, monkeypatch):
     with pytest.raises(ConnectionConfigError, match=r"extra\.max_requests_per_second is 'fast'; set a number > 0"):
         _limiter_after_a_call(conn_id, "1234567")
     assert emu.requests == []
+
+
+def _assume_role_refused(emu, monkeypatch):
+    """The aws connection names a role, and STS refuses to let it be assumed."""
+    from airflow.providers.amazon.aws.hooks.base_aws import BaseSessionFactory
+    from botocore.exceptions import ClientError
+
+    conn = emu.airflow_connection()
+    conn["extra"].update(role_arn="arn:aws:iam::123456789012:role/OmicsWatcher", assume_role_method="assume_role")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+
+    def refused(self):
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "AccessDenied",
+                    "Message": "User: arn:aws:iam::123456789012:user/airflow is not authorized to perform: "
+                    "sts:AssumeRole on resource: arn:aws:iam::123456789012:role/OmicsWatcher",
+                },
+                "ResponseMetadata": {"HTTPStatusCode": 403, "RequestId": "sts-request-1"},
+            },
+            "AssumeRole",
+        )
+
+    monkeypatch.setattr(BaseSessionFactory, "_refresh_credentials", refused)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_role_sts_refuses_to_assume_is_an_api_error_naming_the_call(emu, monkeypatch, mode):
+    """The amazon provider assumes the connection's role while building the client; STS's refusal
+    came out as botocore's raw ClientError, with no hint and no call named."""
+    run_id = emu.add_run(lifecycle=[("RUNNING", 0)])
+    _assume_role_refused(emu, monkeypatch)
+    with pytest.raises(ApiError) as caught:
+        if mode == "async":
+            _async(lambda hook: hook.aget_run_status(run_id))
+        else:
+            HealthOmicsHook().get_run_status(run_id)
+    err = caught.value
+    assert err.code == "AccessDenied" and err.status_code == 403 and err.request_id == "sts-request-1"
+    assert "sts:AssumeRole on resource: arn:aws:iam::123456789012:role/OmicsWatcher" in str(err)
+    assert "; check the aws connection's credentials and that its role allows this call" in str(err)
+    assert ("GetRun" in str(err)) if mode == "async" else ("opening the HealthOmics client" in str(err))
+    assert emu.requests == []  # nothing was sent to HealthOmics
+
+
+def test_credentials_refreshed_already_expired_are_an_api_error_naming_the_clock(emu):
+    """aiobotocore raises a bare RuntimeError when a refresh returns credentials already past
+    their expiry (a clock far off, a source handing out stale keys)."""
+    import datetime as dt
+
+    def stale():
+        past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=30)
+        return {"access_key": "AKIDNEW", "secret_key": "new-secret", "token": None, "expiry_time": past.isoformat()}
+
+    async def call(hook):
+        client = await hook.aclient()
+        client._request_signer._credentials = _expired_refreshable(stale)
+        return await hook.aget_run("1234567")
+
+    with pytest.raises(ApiError) as caught:
+        _async(call)
+    err = caught.value
+    assert err.code == "CredentialRetrievalError"
+    assert "GetRun (refreshing the connection's AWS credentials)" in str(err)
+    assert "refreshed but are already expired: check this machine's clock" in str(err)
+    assert "new-secret" not in str(err)
+    assert emu.requests == []
