@@ -429,25 +429,29 @@ def _expired_refreshable(refresh):
     return AioRefreshableCredentials("AKIDOLD", "old-secret", "old-token", past, refresh, "assume-role")
 
 
+def _get_run_refreshed_by(refresh) -> ApiError:
+    """The error of a GetRun signed with expired credentials that ``refresh`` renews."""
+
+    async def call(hook):
+        client = await hook.aclient()
+        client._request_signer._credentials = _expired_refreshable(refresh)
+        return await hook.aget_run("1234567")
+
+    with pytest.raises(ApiError) as caught:
+        _async(call)
+    return caught.value
+
+
 def test_a_failed_credentials_refresh_is_an_api_error_naming_the_call(emu):
     from botocore.exceptions import ClientError
 
     def refuse():
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed to assume"}}, "AssumeRole")
 
-    async def call(hook):
-        client = await hook.aclient()
-        client._request_signer._credentials = _expired_refreshable(refuse)
-        return await hook.aget_run("1234567")
-
-    with pytest.raises(ApiError, match="refreshing the connection's AWS credentials") as caught:
-        _async(call)
-    assert (
-        caught.value.code == "AccessDenied"
-        and "GetRun" in str(caught.value)
-        and "not allowed to assume" in str(caught.value)
-    )
-    assert "127.0.0.1" in (caught.value.host or "")
+    err = _get_run_refreshed_by(refuse)
+    assert "refreshing the connection's AWS credentials" in str(err)
+    assert err.code == "AccessDenied" and "GetRun" in str(err) and "not allowed to assume" in str(err)
+    assert "127.0.0.1" in (err.host or "")
     assert emu.requests == []  # nothing was sent unsigned
 
 
@@ -740,15 +744,9 @@ def test_a_refreshers_own_error_is_an_api_error_without_its_words(emu, caplog, e
     def refresh():
         raise error
 
-    async def call(hook):
-        client = await hook.aclient()
-        client._request_signer._credentials = _expired_refreshable(refresh)
-        return await hook.aget_run("1234567")
-
-    with pytest.raises(ApiError) as caught:
-        _async(call)
-    _assert_mapped_without_secret(caught.value, said, caplog)
-    assert "retrieving credentials from assume-role: the refresher" in str(caught.value)
+    err = _get_run_refreshed_by(refresh)
+    _assert_mapped_without_secret(err, said, caplog)
+    assert "retrieving credentials from assume-role: the refresher" in str(err)
     assert emu.requests == []
 
 
@@ -899,14 +897,7 @@ def test_credentials_refreshed_already_expired_are_an_api_error_naming_the_clock
         past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=30)
         return {"access_key": "AKIDNEW", "secret_key": "new-secret", "token": None, "expiry_time": past.isoformat()}
 
-    async def call(hook):
-        client = await hook.aclient()
-        client._request_signer._credentials = _expired_refreshable(stale)
-        return await hook.aget_run("1234567")
-
-    with pytest.raises(ApiError) as caught:
-        _async(call)
-    err = caught.value
+    err = _get_run_refreshed_by(stale)
     assert err.code == "CredentialRetrievalError"
     assert "GetRun (refreshing the connection's AWS credentials)" in str(err)
     assert "refreshed but are already expired: check this machine's clock" in str(err)
