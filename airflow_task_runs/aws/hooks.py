@@ -628,7 +628,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         the same details as a task polled alone (``logStream``, ``failureReason``...). A task the
         list does not show is polled alone, its own not-found error included.
         """
-        from airflow_task_runs.core.shared import gather_statuses
+        from airflow_task_runs.core.shared import answer_each, gather_statuses
 
         if kind == "run":
             return await self._arun_statuses_listed(refs)
@@ -651,10 +651,11 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
             (alone, await gather_statuses(lambda ref: self.aget_task_status(**ref), alone)),
         ):
             answers.update(zip(map(id, group), results, strict=True))
-        return [
-            answers[id(ref)] if id(ref) in answers else _listed_status(listed[ref["run_task_id"]], run_id)
-            for ref in refs
-        ]
+
+        def answer(ref: Mapping[str, Any]) -> RunStatus | BaseException:
+            return answers[id(ref)] if id(ref) in answers else _listed_status(listed[ref["run_task_id"]], run_id)
+
+        return await answer_each(refs, answer)
 
     async def _arun_statuses_listed(self, refs: Sequence[Mapping[str, Any]]) -> list[RunStatus | BaseException]:
         """Run watches from ``ListRuns`` of the active statuses, one call each (and their pages).
@@ -666,7 +667,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         alone: the lists would cost more calls than they save. Lists younger than
         :data:`~airflow_task_runs.core.shared.LIST_FRESHNESS` answer the next rounds too.
         """
-        from airflow_task_runs.core.shared import gather_statuses
+        from airflow_task_runs.core.shared import answer_each, gather_statuses
 
         if len(refs) <= len(ACTIVE_RUN_STATUSES):
             return await gather_statuses(lambda ref: self.aget_run_status(**ref), refs)
@@ -683,9 +684,11 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         ]
         read_alone = await gather_statuses(lambda ref: self.aget_run_status(**ref), alone)
         answers = dict(zip(map(id, alone), read_alone, strict=True))
-        return [
-            answers[id(ref)] if id(ref) in answers else _listed_run_status(listed[str(ref["run_id"])]) for ref in refs
-        ]
+
+        def answer(ref: Mapping[str, Any]) -> RunStatus | BaseException:
+            return answers[id(ref)] if id(ref) in answers else _listed_run_status(listed[str(ref["run_id"])])
+
+        return await answer_each(refs, answer)
 
     # -- helpers for the operators -----------------------------------------------------------
     def _service_client(self, client_type: str) -> Any:

@@ -410,6 +410,30 @@ async def import_off_loop(*modules: str) -> None:
 shared_hooks = SharedHooks()
 
 
+#: watches answered from one list between two turns of the event loop (see :func:`answer_each`)
+ANSWERS_PER_STEP = 100
+
+
+async def answer_each(
+    refs: Sequence[Mapping[str, Any]], answer: Callable[[Mapping[str, Any]], RunStatus | BaseException]
+) -> list[RunStatus | BaseException]:
+    """``[answer(ref) for ref in refs]``, handing the loop back every :data:`ANSWERS_PER_STEP`.
+
+    A round answers every watch of a connection from one list: with 1,000 watches, building
+    their statuses (a model dumped into each event's details) took 0.27 s in one step, and the
+    triggerer's loop ran nothing else meanwhile. An exception ``answer`` raises is that watch's answer.
+    """
+    answers: list[RunStatus | BaseException] = []
+    for at, ref in enumerate(refs):
+        if at and not at % ANSWERS_PER_STEP:
+            await asyncio.sleep(0)
+        try:
+            answers.append(answer(ref))
+        except Exception as exc:  # one watch's answer, reported by its own trigger
+            answers.append(exc)
+    return answers
+
+
 async def gather_statuses(
     call: Callable[[Mapping[str, Any]], Awaitable[RunStatus]], refs: Sequence[Mapping[str, Any]]
 ) -> list[RunStatus | BaseException]:

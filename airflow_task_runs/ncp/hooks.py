@@ -301,17 +301,19 @@ class NclueHook(HttpTaskRunHook):
         watches could fill, plus one, at most :data:`MAX_LIST_PAGES`. A list call that fails
         (after the session's retries, made once for everyone) fails the round for every watch.
         """
-        from airflow_task_runs.core.shared import gather_statuses
+        from airflow_task_runs.core.shared import answer_each, gather_statuses
 
         wanted = {str(ref.get("run_id")) for ref in refs}
         found = await self._anewest_runs(wanted)
         missing = [ref for ref in refs if str(ref.get("run_id")) not in found]
         fallback = await gather_statuses(lambda ref: self.aget_status(**ref), missing)
         alone = dict(zip((str(ref.get("run_id")) for ref in missing), fallback, strict=True))
-        return [
-            self.status_of(found[run_id]) if run_id in found else alone[run_id]
-            for run_id in (str(ref.get("run_id")) for ref in refs)
-        ]
+
+        def answer(ref: Mapping[str, Any]) -> RunStatus | BaseException:
+            run_id = str(ref.get("run_id"))
+            return self.status_of(found[run_id]) if run_id in found else alone[run_id]
+
+        return await answer_each(refs, answer)
 
     async def _anewest_runs(self, wanted: set[str]) -> dict[str, TaskRun]:
         """The watched runs found in the newest list pages, by id.

@@ -185,3 +185,41 @@ def test_few_healthomics_run_watches_are_polled_alone(emu):
     events = _events([_trigger(OMICS, "run", {"run_id": run_id}) for run_id in ids])
     assert [e[0]["status"]["raw_status"] for e in events] == ["COMPLETED"] * 2
     assert not [r for r in aws.requests if r.path == "/run"]  # four list calls would cost more than two GETs
+
+
+def test_answering_a_round_from_one_list_hands_the_loop_back_between_slices():
+    """1,000 watches answered from one list were one step of the loop (0.27 s on a slow machine):
+    no other trigger ran meanwhile. Each slice of answers now lets the loop run."""
+    from airflow_task_runs.core.shared import ANSWERS_PER_STEP, answer_each
+
+    turns = 0
+    seen_at: list[int] = []
+
+    def answer(ref):
+        seen_at.append(turns)
+        if ref["n"] == 7:
+            raise ValueError("run 7 vanished")
+        return f"status of {ref['n']}"
+
+    async def main():
+        nonlocal turns
+
+        async def other_trigger():
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+
+        other = asyncio.create_task(other_trigger())
+        await asyncio.sleep(0)
+        try:
+            return await answer_each([{"n": n} for n in range(ANSWERS_PER_STEP * 3 + 1)], answer)
+        finally:
+            other.cancel()
+
+    answers = asyncio.run(main())
+    assert answers[0] == "status of 0" and answers[-1] == f"status of {ANSWERS_PER_STEP * 3}"
+    assert isinstance(answers[7], ValueError)  # that watch's own answer; the others go on
+    # the other task ran between the slices, never within one
+    assert len(set(seen_at)) == 4
+    assert all(seen_at[i] == seen_at[i - 1] for i in range(1, len(seen_at)) if i % ANSWERS_PER_STEP)
