@@ -237,8 +237,9 @@ def _warm_session(session: Any, service: str) -> None:
     with contextlib.suppress(BotoCoreError):
         loader = session.get_component("data_loader")
         api_version = (session.get_config_variable("api_versions") or {}).get(service)
-        for type_name in ("service-2", "endpoint-rule-set-1"):
-            loader.load_service_model(service, type_name, api_version)
+        # called as aiobotocore and botocore call them: the loader's cache keys on the arguments' form
+        loader.load_service_model(service, type_name="service-2", api_version=api_version)
+        loader.load_service_model(service, "endpoint-rule-set-1", api_version=api_version)
         for name in ("partitions", "_retry", "sdk-default-configuration"):
             loader.load_data(name)
         session._get_internal_component("endpoint_resolver")

@@ -1,7 +1,7 @@
 """botocore's errors (and a hostile answer's parse errors) as the provider's ApiError, mapped once.
 
-Used by every client on botocore: the HealthOmics, CloudWatch Logs and S3 clients and NCP
-Object Storage. Imports botocore lazily: the ncp extra has boto3 but not the amazon provider.
+Used by every client on botocore: the HealthOmics, CloudWatch Logs and S3 clients. Imports
+botocore lazily: a hook module imports this one before it needs botocore.
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ def _transport_hint(exc: Exception, host: str | None) -> str:
         return f"TLS with {where} failed ({exc}): check verify (a CA bundle path) and the endpoint's scheme"
     if isinstance(exc, bx.ProxyConnectionError):
         return f"the proxy to {where} refused the connection ({exc}): check HTTPS_PROXY / NO_PROXY"
+    if isinstance(exc, bx.NoRegionError):
+        return f"{exc}: set region_name in the aws connection's extra (or pass region_name)"
+    if isinstance(exc, bx.ProfileNotFound):
+        return f"{exc}: check profile_name in the aws connection's extra and the AWS config files where this runs"
     return f"{type(exc).__name__} talking to {where}: {exc}"
 
 

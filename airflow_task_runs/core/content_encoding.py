@@ -30,8 +30,10 @@ _GZIP = zlib.MAX_WBITS | 16
 _GZIP_MAGIC = b"\x1f\x8b"
 #: compressed input allowed per decoded byte, and over it (see ``Inflater._count``)
 _RATIO, _SLACK = 2, 64 * 1024
-#: compressed bytes zlib is given per step once a body's second gzip member begins
+#: compressed bytes zlib is given at a gzip member's first step, from a body's second member on
 _PIECE = 1024
+#: ... doubling at each further step of that member, up to this
+_MAX_PIECE = STEP
 
 
 class UndecodableBody(httpx.DecodingError):
@@ -54,6 +56,7 @@ class Inflater:
         self._members = 0  # compressed streams begun
         self._raw = 0  # compressed bytes zlib consumed
         self._out = 0  # decoded bytes handed on
+        self._piece = _PIECE  # compressed bytes for zlib's next step (after the first member)
         if encoding in ("", "identity"):
             self._kind: str | None = None
         elif encoding in ("gzip", "x-gzip"):
@@ -150,11 +153,13 @@ class Inflater:
 
         zlib hands back what it did not take as a copy. After the first stream, a read may hold
         thousands of tiny gzip members, and copying the rest of the read at each one's end is
-        quadratic; from the second stream on zlib gets ``_PIECE`` bytes at a time.
+        quadratic. From the second stream on zlib gets ``_PIECE`` bytes, then twice as many at
+        each step within the same stream (up to ``_MAX_PIECE``): a tiny member's end copies at
+        most a KiB, a large member is inflated in large steps.
         """
         z = self._z
         assert z is not None
-        piece = view if self._members == 1 else view[:_PIECE]
+        piece = view if self._members == 1 else view[: self._piece]
         try:
             out = z.decompress(piece, self.size)
         except zlib.error as exc:
@@ -163,6 +168,9 @@ class Inflater:
         self._count(used, len(out))
         if z.eof:  # this stream ended: what follows may only be another gzip member
             self._z = None
+            self._piece = _PIECE
+        else:  # a large member: pieces double, so its copies stay in proportion to it
+            self._piece = min(self._piece * 2, _MAX_PIECE)
         return used, out
 
     def end(self) -> bytes:

@@ -1017,9 +1017,12 @@ class ApiSession:
         was a fifth of a status poll's CPU. Kept, in httpx's order: the auth flow (a signer may
         answer a response with a new request), the event hooks (the rate limit), the transport
         for the URL (the proxy mounts). Left out: redirects (never followed here), cookies (none
-        kept, :class:`_NoCookies`), ``response.elapsed`` and the log line.
+        kept, :class:`_NoCookies`), ``response.elapsed`` and ``history``, Basic auth from a URL's
+        user:password (no cloud's base URL has one) and the log line.
         """
         client = self.aclient
+        if client.is_closed:  # as send: a closed client's transport would open a pool nothing closes
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
         hooks = client.event_hooks
         flow = (client.auth or _NO_AUTH).async_auth_flow(request)
         try:

@@ -903,3 +903,21 @@ def test_credentials_refreshed_already_expired_are_an_api_error_naming_the_clock
     assert "refreshed but are already expired: check this machine's clock" in str(err)
     assert "new-secret" not in str(err)
     assert emu.requests == []
+
+
+@pytest.mark.parametrize(
+    ("make", "hint"),
+    [
+        (lambda bx: bx.NoRegionError(), "set region_name in the aws connection's extra"),
+        (lambda bx: bx.ProfileNotFound(profile="nightly"), "check profile_name in the aws connection's extra"),
+    ],
+    ids=["no region", "no profile"],
+)
+def test_a_connection_botocore_cannot_build_a_client_from_says_what_to_set(make, hint):
+    """Raised while the client is built (no network yet): the hint is the connection's, not the endpoint's."""
+    from botocore import exceptions as bx
+
+    from airflow_task_runs.core.botocore_errors import api_error
+
+    err = api_error(make(bx), "GetRun", "building the client")
+    assert isinstance(err, ApiError) and hint in str(err) and "talking to" not in str(err)

@@ -314,27 +314,46 @@ def test_many_gzip_members_read_the_same_in_every_chunking(size):
     assert _inflate("gzip", [body[i : i + size] for i in range(0, len(body), size)]) == expected
 
 
-def _bytes_handed_to_zlib(monkeypatch, members: int) -> tuple[int, int]:
-    """Compressed bytes zlib was given to inflate one read of ``members`` tiny gzip members, and the read's size."""
-    handed = [0]
-    real = zlib.decompressobj
+_DECOMPRESSOBJ = zlib.decompressobj
+
+
+def _count_zlib(monkeypatch) -> dict[str, int]:
+    """From now on, count zlib's decompress calls and the compressed bytes handed to them."""
+    counts = {"calls": 0, "bytes": 0}
 
     class Counting:
         def __init__(self, *args: int) -> None:
-            self._z = real(*args)
+            self._z = _DECOMPRESSOBJ(*args)
 
         def decompress(self, data, max_length=0):
-            handed[0] += len(data)
+            counts["calls"] += 1
+            counts["bytes"] += len(data)
             return self._z.decompress(data, max_length)
 
         def __getattr__(self, name):
             return getattr(self._z, name)
 
     monkeypatch.setattr(zlib, "decompressobj", Counting)
+    return counts
+
+
+def _bytes_handed_to_zlib(monkeypatch, members: int) -> tuple[int, int]:
+    """Compressed bytes zlib was given to inflate one read of ``members`` tiny gzip members, and the read's size."""
+    counts = _count_zlib(monkeypatch)
     body = gzip.compress(b"x" * 100) * members
     assert _inflate("gzip", [body]) == b"x" * 100 * members
-    monkeypatch.setattr(zlib, "decompressobj", real)
-    return handed[0], len(body)
+    return counts["bytes"], len(body)
+
+
+def test_a_large_member_after_the_first_is_inflated_in_large_steps(monkeypatch):
+    """Tiny members get 1 KiB pieces (below); a large one must not: 4 MiB in 1 KiB pieces was
+    4,000 zlib calls (and as many pieces for the caller), a fifth of the first member's speed."""
+    payload = random.Random(7).randbytes(4 * MIB)
+    body = gzip.compress(b"head ") + gzip.compress(payload)
+    counts = _count_zlib(monkeypatch)
+    out = _inflate("gzip", [body[i : i + STEP] for i in range(0, len(body), STEP)])
+    assert out == b"head " + payload
+    assert counts["calls"] < 3 * (len(body) // STEP)  # a few steps per 64 KiB read, not 64
 
 
 def test_thousands_of_gzip_members_in_one_read_cost_work_linear_in_its_size(monkeypatch):
