@@ -187,37 +187,42 @@ def test_few_healthomics_run_watches_are_polled_alone(emu):
     assert not [r for r in aws.requests if r.path == "/run"]  # four list calls would cost more than two GETs
 
 
+class _OtherTrigger:
+    """Another task on the loop, counting its turns while ``work`` runs: what other triggers get."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+
+    async def around(self, work):
+        async def other_trigger():
+            while True:
+                await asyncio.sleep(0)
+                self.turns += 1
+
+        other = asyncio.create_task(other_trigger())
+        await asyncio.sleep(0)
+        try:
+            return await work
+        finally:
+            other.cancel()
+
+
 def test_answering_a_round_from_one_list_hands_the_loop_back_between_slices():
     """1,000 watches answered from one list were one step of the loop (0.27 s on a slow machine):
     no other trigger ran meanwhile. Each slice of answers now lets the loop run."""
     from airflow_task_runs.core.shared import ANSWERS_PER_STEP, answer_each
 
-    turns = 0
+    other = _OtherTrigger()
     seen_at: list[int] = []
 
     def answer(ref):
-        seen_at.append(turns)
+        seen_at.append(other.turns)
         if ref["n"] == 7:
             raise ValueError("run 7 vanished")
         return f"status of {ref['n']}"
 
-    async def main():
-        nonlocal turns
-
-        async def other_trigger():
-            nonlocal turns
-            while True:
-                await asyncio.sleep(0)
-                turns += 1
-
-        other = asyncio.create_task(other_trigger())
-        await asyncio.sleep(0)
-        try:
-            return await answer_each([{"n": n} for n in range(ANSWERS_PER_STEP * 3 + 1)], answer)
-        finally:
-            other.cancel()
-
-    answers = asyncio.run(main())
+    refs = [{"n": n} for n in range(ANSWERS_PER_STEP * 3 + 1)]
+    answers = asyncio.run(other.around(answer_each(refs, answer)))
     assert answers[0] == "status of 0" and answers[-1] == f"status of {ANSWERS_PER_STEP * 3}"
     assert isinstance(answers[7], ValueError)  # that watch's own answer; the others go on
     # the other task ran between the slices, never within one
@@ -233,35 +238,25 @@ def test_a_hooks_round_of_many_watches_lets_other_triggers_run_while_it_is_answe
     from airflow_task_runs.aws.hooks import HealthOmicsHook
     from airflow_task_runs.ncp.hooks import NclueHook
 
+    other = _OtherTrigger()
+    seen: list[int] = []
     if cloud == "ncp":
-        kind, key = "task_run", "run_id"
+        kind = "task_run"
         ids = [emu.ncp.add_run(lifecycle=[("in_progress", 10**6)]) for _ in range(250)]
         hook = NclueHook()
         real = hook.status_of
-        monkeypatch.setattr(hook, "status_of", lambda run: (seen.append(turns), real(run))[1])
+        monkeypatch.setattr(hook, "status_of", lambda run: (seen.append(other.turns), real(run))[1])
     else:
-        kind, key = "run", "run_id"
+        kind = "run"
         ids = [emu.aws.add_run(lifecycle=[("RUNNING", 10**6)]) for _ in range(250)]
         hook = HealthOmicsHook()
         real = aws_hooks._listed_run_status
-        monkeypatch.setattr(aws_hooks, "_listed_run_status", lambda item: (seen.append(turns), real(item))[1])
-    turns = 0
-    seen: list[int] = []
+        monkeypatch.setattr(aws_hooks, "_listed_run_status", lambda item: (seen.append(other.turns), real(item))[1])
 
     async def main():
-        nonlocal turns
-
-        async def other_trigger():
-            nonlocal turns
-            while True:
-                await asyncio.sleep(0)
-                turns += 1
-
-        other = asyncio.create_task(other_trigger())
         try:
-            return await hook.arun_statuses(kind, [{key: run_id} for run_id in ids])
+            return await other.around(hook.arun_statuses(kind, [{"run_id": run_id} for run_id in ids]))
         finally:
-            other.cancel()
             await hook.aclose()
 
     statuses = asyncio.run(main())
