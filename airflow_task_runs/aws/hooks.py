@@ -197,11 +197,6 @@ class _PagingBounds:
         )
 
 
-def _is_terminal(task_status: str) -> bool:
-    state = TASK_STATES.lookup(task_status)
-    return state is not None and state.is_terminal
-
-
 def _listed_status(item: TaskListItem, run_id: str) -> RunStatus:
     """A task still going, as ``ListRunTasks`` shows it (ended tasks are read with GetRunTask)."""
     return TASK_STATES.status(item.status, details={"runId": run_id, **item.model_dump(mode="json", exclude_none=True)})
@@ -606,12 +601,12 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
     def get_task_status(self, run_id: str, run_task_id: str) -> RunStatus:
         """The task's status; once it is terminal the run's ``uuid`` joins the details (ids are reused)."""
         task = self.get_run_task(run_id, run_task_id)
-        run = self.get_run(run_id) if _is_terminal(task.status) else None
+        run = self.get_run(run_id) if TASK_STATES.is_terminal(task.status) else None
         return self.task_status_of(task, run_id, run)
 
     async def aget_task_status(self, run_id: str, run_task_id: str) -> RunStatus:
         task = await self.aget_run_task(run_id, run_task_id)
-        run = await self.aget_run(run_id) if _is_terminal(task.status) else None
+        run = await self.aget_run(run_id) if TASK_STATES.is_terminal(task.status) else None
         return self.task_status_of(task, run_id, run)
 
     # -- coalesced polling: one ListRunTasks answers every watched task of a run --------------
@@ -638,7 +633,9 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         run_id = str(refs[0]["run_id"])
         listed = {item.taskId: item for item in await self.alist_run_tasks(run_id)}
         ended = [
-            ref for ref in refs if ref["run_task_id"] in listed and _is_terminal(listed[ref["run_task_id"]].status)
+            ref
+            for ref in refs
+            if ref["run_task_id"] in listed and TASK_STATES.is_terminal(listed[ref["run_task_id"]].status)
         ]
         alone = [ref for ref in refs if ref["run_task_id"] not in listed]
         run = await self.aget_run(run_id) if ended else None
@@ -681,7 +678,9 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
                 listed.update((item.id, item) for item in await self.alist_runs(status))
             self._active_runs.store(listed)
         alone = [
-            ref for ref in refs if str(ref["run_id"]) not in listed or _is_terminal(listed[str(ref["run_id"])].status)
+            ref
+            for ref in refs
+            if str(ref["run_id"]) not in listed or TASK_STATES.is_terminal(listed[str(ref["run_id"])].status)
         ]
         read_alone = await gather_statuses(lambda ref: self.aget_run_status(**ref), alone)
         answers = dict(zip(map(id, alone), read_alone, strict=True))
@@ -864,8 +863,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         return body
 
     def _cancel_needed(self, run: Run) -> bool:
-        state = RUN_STATES.lookup(run.status)
-        return not (state is not None and state.is_terminal)
+        return not RUN_STATES.is_terminal(run.status)
 
     def cancel_run(self, run_id: str) -> bool:
         """``CancelRun`` unless the run has ended already; ``False`` then (nothing to cancel)."""

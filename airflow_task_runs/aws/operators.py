@@ -192,8 +192,7 @@ class HealthOmicsFetchTaskLogOperator(WritesOutputs, _HealthOmicsOperator):
                 f"HealthOmics run {self.run_id} task {self.run_task_id} is {task.status} and has no logStream yet; "
                 "wait for it with HealthOmicsRunTaskSensor before fetching its log"
             )
-        state = TASK_STATES.lookup(task.status)
-        if not (state and state.is_terminal) and not self.allow_unfinished:
+        if not TASK_STATES.is_terminal(task.status) and not self.allow_unfinished:
             raise RunNotFinishedError(
                 f"HealthOmics run {self.run_id} task {self.run_task_id} is {task.status}: its log is not complete "
                 "yet. Wait for it with HealthOmicsRunTaskSensor, or pass allow_unfinished=True for a partial log"

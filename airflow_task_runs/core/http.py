@@ -886,7 +886,6 @@ class ApiSession:
 
                 transport = AiohttpTransport(ssl_context=options["verify"], limit=POOL_CONNECTIONS)
             self._aclient = httpx.AsyncClient(transport=transport, event_hooks=hooks, **options)
-            self._aclient._cookies = _NoCookies()
             bound_by_deadline(self._aclient)
         return self._aclient
 
@@ -1017,8 +1016,9 @@ class ApiSession:
         was a fifth of a status poll's CPU. Kept, in httpx's order: the auth flow (a signer may
         answer a response with a new request), the event hooks (the rate limit), the transport
         for the URL (the proxy mounts). Left out: redirects (never followed here), cookies (none
-        kept, :class:`_NoCookies`), ``response.elapsed`` and ``history``, Basic auth from a URL's
-        user:password (no cloud's base URL has one) and the log line.
+        kept, as :class:`_NoCookies` keeps none on the sync client), ``response.elapsed`` and
+        ``history``, Basic auth from a URL's user:password (no cloud's base URL has one) and the
+        log line.
         """
         client = self.aclient
         if client.is_closed:  # as send: a closed client's transport would open a pool nothing closes

@@ -86,6 +86,11 @@ class StatusTable:
             return None
         return self._map.get(self._key(raw))
 
+    def is_terminal(self, raw: str | None) -> bool:
+        """Whether ``raw`` is a known word for a state the run does not leave (an unknown one is not)."""
+        state = self.lookup(raw)
+        return state is not None and state.is_terminal
+
     def words(self) -> dict[str, RunState]:
         return dict(self._map)
 

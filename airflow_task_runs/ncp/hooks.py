@@ -356,8 +356,7 @@ class NclueHook(HttpTaskRunHook):
                 pages += 1
         self._listed.store(seen, read_at=now)
         for run_id, run in seen.items():
-            state = TASK_RUN_STATES.lookup(run.status) if run_id in self._watched else None
-            if state is not None and state.is_terminal:
+            if run_id in self._watched and TASK_RUN_STATES.is_terminal(run.status):
                 del self._watched[run_id]  # its watch ends with this answer
         return {run_id: seen[run_id] for run_id in wanted if run_id in seen}
 
