@@ -100,7 +100,7 @@ def test_deferrable_failure_raises_the_same_error_as_poke(emu, mocker):
 
 
 def test_deferrable_timeout_reaches_execute_complete(emu, mocker):
-    sensor = _sensor(emu.add_task(lifecycle=[("RUNNING", 0)]), deferrable=True, timeout=0.3)
+    sensor = _sensor(emu.add_task(lifecycle=[("RUNNING", 0)]), deferrable=True, timeout=2)
     method, trigger = defer(sensor, task_context())
     started = time.monotonic()
     event = run_trigger(trigger)
