@@ -680,7 +680,7 @@ class HealthOmicsHook(RunStatusMixin, AwsBaseHook):
         alone = [
             ref
             for ref in refs
-            if str(ref["run_id"]) not in listed or TASK_STATES.is_terminal(listed[str(ref["run_id"])].status)
+            if str(ref["run_id"]) not in listed or RUN_STATES.is_terminal(listed[str(ref["run_id"])].status)
         ]
         read_alone = await gather_statuses(lambda ref: self.aget_run_status(**ref), alone)
         answers = dict(zip(map(id, alone), read_alone, strict=True))

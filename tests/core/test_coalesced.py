@@ -174,6 +174,39 @@ def test_healthomics_run_watches_share_list_runs_and_end_with_get_run(emu):
     assert events[-1][0]["status"]["details"] == alone["details"]
 
 
+def test_a_run_listed_as_deleted_is_read_by_id_before_its_watch_ends(emu):
+    """DELETED is a run's end (RUN_STATES), not a task's: its event needs GetRun's details, as any end does.
+
+    The run moves on between ListRuns' filter and its item (here the first round's four lists show
+    it DELETED); its watch must read it by id, not end on the list item (no uuid, no output URI).
+    """
+    import json
+
+    from airflow_task_runs.aws.hooks import ACTIVE_RUN_STATUSES, HealthOmicsHook
+
+    aws = emu.aws
+    ids = [aws.add_run(lifecycle=[("RUNNING", 3), ("COMPLETED", 0)]) for _ in range(8)]
+    hook = HealthOmicsHook()
+    for run_id in ids:
+        hook.get_run(run_id)
+    aws.reset_log()
+    item = {"id": ids[0], "status": "DELETED", "name": "gone"}
+    aws.inject(
+        "status",
+        times=len(ACTIVE_RUN_STATUSES),
+        status=200,
+        match="/run",
+        body=json.dumps({"items": [item]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    events = _events([_trigger(OMICS, "run", {"run_id": run_id}) for run_id in ids])
+    assert [r.path for r in aws.requests[: len(ACTIVE_RUN_STATUSES)]] == ["/run"] * len(ACTIVE_RUN_STATUSES)
+    assert [e[0]["status"]["raw_status"] for e in events] == ["COMPLETED"] * len(ids)
+    assert len(aws.requests_to(f"/run/{ids[0]}")) >= 1  # the run the list showed ended was read by id
+    alone = HealthOmicsHook().get_run_status(ids[0]).to_dict()
+    assert events[0][0]["status"]["details"] == alone["details"]
+
+
 def test_few_healthomics_run_watches_are_polled_alone(emu):
     from airflow_task_runs.aws.hooks import HealthOmicsHook
 

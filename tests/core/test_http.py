@@ -256,3 +256,27 @@ def test_the_async_send_follows_an_auth_flow_that_asks_again_and_runs_the_event_
     sent = emu.requests_to(f"/api/v1/task-runs/{run_id}")
     assert [r.headers.get("x-asked-again") for r in sent] == [None, "yes"]
     assert seen == ["request first", "response 401", "request yes", "response 200"]
+
+
+def test_the_async_send_refuses_a_client_closed_under_it_and_sends_nothing(ncp):
+    """As httpx's own send: a closed client's transport would open a new pool that nothing closes."""
+    emu, run_id = ncp
+
+    async def main() -> None:
+        hook = NclueHook()
+        signed = await hook.asession()
+        session = ApiSession(
+            signed.base_url, dialect=signed.dialect, auth=signed.auth, retry=RetryPolicy(max_attempts=1)
+        )
+        client = session.aclient
+        await client.aclose()
+        try:
+            with pytest.raises(RuntimeError, match="client has been closed"):
+                await session.arequest_json("GET", f"/task-runs/{run_id}")
+        finally:
+            await session.aclose()
+            await hook.aclose()
+
+    emu.reset_log()
+    asyncio.run(main())
+    assert emu.requests_to(f"/api/v1/task-runs/{run_id}") == []
