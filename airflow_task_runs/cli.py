@@ -247,6 +247,7 @@ def serve_emulator(args: argparse.Namespace, stop: threading.Event | None = None
         emulator.stop()
         return 1
     try:
+        emulator.pace_for_real_airflow()  # a real scheduler needs runs that outlast a deferral by seconds
         if not args.no_seed:
             for cloud in emulator.clouds.values():
                 cloud.seed_demo()  # type: ignore[attr-defined]

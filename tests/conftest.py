@@ -85,28 +85,20 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def airflow_deployment(task_runs_emulator):
     """api-server, scheduler, dag-processor and triggerer, each its own process, on the emulator."""
-    from airflow_task_runs.testing.deployment import AirflowDeployment
-
-    for cloud in task_runs_emulator.clouds.values():
-        cloud.clear_faults()  # a fault another test left unconsumed must not hit the deployment
-        # no trigger fires within ~8 s of its deferral: the scheduler may see the deferred
-        # process's exit up to ~5 s late and then fails a task already resumed (Airflow's race)
-        cloud.demo_running_polls = 8
-        cloud.seed_demo()
-    ncp, aws = task_runs_emulator.ncp, task_runs_emulator.aws
-    shipped = list(ncp.create_lifecycle), list(aws.start_lifecycle)
-    ncp.create_lifecycle = [("registered", 2), ("in_progress", 8), ("completed", 0)]  # runs the DAGs create
-    aws.start_lifecycle = [("PENDING", 1), ("STARTING", 1), ("RUNNING", 8), ("COMPLETED", 0)]
     import contextlib
+
+    from airflow_task_runs.testing.deployment import AirflowDeployment
 
     keep = os.environ.get("ATR_KEEP_HOME")  # keep the logs of a failed run to read them
     place = contextlib.nullcontext(tempfile.mkdtemp(prefix="atr-deployment-")) if keep else None
-    with place or tempfile.TemporaryDirectory(prefix="atr-deployment-") as home:
-        dag_files = sorted((ROOT / "example_dags").glob("example_*.py"))
-        try:
+    restore = task_runs_emulator.pace_for_real_airflow()  # as `airflow-task-runs emulator` serves it
+    try:
+        for cloud in task_runs_emulator.clouds.values():
+            cloud.clear_faults()  # a fault another test left unconsumed must not hit the deployment
+            cloud.seed_demo()
+        with place or tempfile.TemporaryDirectory(prefix="atr-deployment-") as home:
+            dag_files = sorted((ROOT / "example_dags").glob("example_*.py"))
             with AirflowDeployment(Path(home), dag_files, task_runs_emulator.environment()) as deployment:
                 yield deployment
-        finally:
-            for cloud in task_runs_emulator.clouds.values():
-                cloud.__dict__.pop("demo_running_polls", None)  # later tests seed the demo as it ships
-            ncp.create_lifecycle, aws.start_lifecycle = shipped
+    finally:
+        restore()  # later tests get the emulator as it ships

@@ -53,8 +53,20 @@ def test_emulator_command_serves_until_stopped_and_writes_the_environment(tmp_pa
         for hook in (NclueHook(), OciAiDataPlatformHook(), RosHook()):
             ok, message = hook.test_connection()
             assert ok, message
-        # seeded: the example DAG's default run is there
-        assert NclueHook().get_task_run("demo-nclue-run").run_id == "demo-nclue-run"
+        # seeded: the example DAG's default run is there, at a pace a real scheduler keeps up with
+        reads = [NclueHook().get_task_run("demo-nclue-run").status for _ in range(11)]
+        assert reads == ["registered"] + ["in_progress"] * 8 + ["completed"] * 2
+        # a run the example DAGs create stays registered for 5 reads (a cancel reads, then deletes)
+        created = NclueHook().create_task_run(
+            {
+                "name": "cli-pace",
+                "task_id": "3179664c-0000-0000-0000-af6354344018",
+                "feature_id": "28bd06bb-0000-0000-0000-9f2d6a9c3313",
+                "result_bucket": "nclue-results",
+                "result_file_path": "cli/",
+            }
+        )
+        assert [NclueHook().get_task_run(created).status for _ in range(6)] == ["registered"] * 5 + ["in_progress"]
         assert json.loads(env["AIRFLOW_CONN_NCP_DEFAULT"])["conn_type"] == "ncp"
     finally:
         stop.set()

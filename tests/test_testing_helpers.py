@@ -63,3 +63,23 @@ def test_the_readme_testing_snippets_run_in_a_fresh_project(pytester, monkeypatc
     pytester.makepyfile(**{f"test_readme_{i}": snippet for i, snippet in enumerate(snippets)})
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(passed=2)
+
+
+def test_the_real_airflow_pace_slows_the_demo_and_its_restore_puts_everything_back():
+    """The deployment fixture and `airflow-task-runs emulator` pace the demo for a real scheduler;
+    the tests after the deployment get the emulator as it ships."""
+    from airflow_task_runs.testing import Emulator
+    from airflow_task_runs.testing.server import EmulatorServer
+
+    emu = Emulator()  # not started: the pace is settings, read when runs are seeded or created
+    shipped = (list(emu.ncp.create_lifecycle), list(emu.aws.start_lifecycle))
+    emu.ncp.demo_running_polls = 3  # a value a test set stays that value after the restore
+    restore = emu.pace_for_real_airflow()
+    assert {cloud.demo_running_polls for cloud in emu.clouds.values()} == {8}
+    assert emu.ncp.create_lifecycle[0] == ("registered", 5)
+    assert ("RUNNING", 8) in emu.aws.start_lifecycle
+    restore()
+    assert (emu.ncp.create_lifecycle, emu.aws.start_lifecycle) == shipped
+    assert emu.ncp.demo_running_polls == 3
+    assert all("demo_running_polls" not in vars(c) for name, c in emu.clouds.items() if name != "ncp")
+    assert emu.oci.demo_running_polls == EmulatorServer.demo_running_polls

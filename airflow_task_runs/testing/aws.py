@@ -245,6 +245,13 @@ class HealthOmicsEmulator(EmulatorServer):
         #: answer this many StartRuns with a 500 *after* starting the run (a reply lost on the way back)
         self.lose_start_replies = 0
 
+    def real_airflow_pace(self) -> dict[str, Any]:
+        """Runs the example DAGs start run 8 polls too."""
+        return {
+            **super().real_airflow_pace(),
+            "start_lifecycle": [("PENDING", 1), ("STARTING", 1), ("RUNNING", 8), ("COMPLETED", 0)],
+        }
+
     # -- scripting ---------------------------------------------------------------------------
     def add_run(
         self,

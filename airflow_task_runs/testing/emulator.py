@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from airflow_task_runs.testing.s3 import S3Store
@@ -62,6 +63,25 @@ class Emulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def pace_for_real_airflow(self) -> Callable[[], None]:
+        """Every cloud at its :meth:`~EmulatorServer.real_airflow_pace` (seed the demo after this);
+        returns the call that puts each setting back as it was."""
+        missing = object()
+        before: list[tuple[EmulatorServer, str, Any]] = []
+        for cloud in self.clouds.values():
+            for name, value in cloud.real_airflow_pace().items():
+                before.append((cloud, name, cloud.__dict__.get(name, missing)))
+                setattr(cloud, name, value)
+
+        def restore() -> None:
+            for cloud, name, value in reversed(before):
+                if value is missing:
+                    cloud.__dict__.pop(name, None)  # back to the class's default
+                else:
+                    setattr(cloud, name, value)
+
+        return restore
 
     def airflow_connections(self) -> dict[str, dict[str, Any]]:
         """``{conn_id: connection dict}`` pointing every cloud's default connection here."""

@@ -87,6 +87,16 @@ class NclueEmulator(EmulatorServer):
         #: refuse this many list calls with a 403 (to script a look-up that fails)
         self.refuse_lists = 0
 
+    def real_airflow_pace(self) -> dict[str, Any]:
+        """The runs the example DAGs create run 8 polls too, and stay ``registered`` for 5: a cancel
+        reads its run, then deletes it, and once a run has been read by id every list page
+        another watch reads moves it on (see :meth:`_list`). With 2 registered reads, one list
+        read between the cancel's two calls made NCLUE refuse the delete."""
+        return {
+            **super().real_airflow_pace(),
+            "create_lifecycle": [("registered", 5), ("in_progress", 8), ("completed", 0)],
+        }
+
     # -- scripting ---------------------------------------------------------------------------
     def add_run(
         self,
