@@ -48,10 +48,13 @@ with DAG(
         timeout=300,
         deferrable=True,
     )
+    # Reschedule mode frees the worker slot between pokes: for waits of minutes or more. Its pokes
+    # stay 10 s or more apart: Airflow's LocalExecutor can report a rescheduled task's exit a few
+    # seconds late, and fails the task if the scheduler has queued it again by then.
     wait_for_run = HealthOmicsRunSensor(
         task_id="wait_for_run",
         run_id="{{ params.run_id }}",
-        poke_interval=1,
+        poke_interval=10,
         timeout=300,
         mode="reschedule",
     )

@@ -43,7 +43,7 @@ with DAG(
         parameters={"sample_id": "NA12878", "dag_run": "{{ run_id }}"},
         storage_type="DYNAMIC",
         tags={"airflow-dag": "{{ dag.dag_id }}"},
-        name="{{ dag.dag_id }}-{{ ts_nodash }}",
+        name="{{ dag.dag_id }}-{{ dag_run.run_after | ts_nodash }}",
         deferrable=True,
         poke_interval=1,
         timeout=3600,

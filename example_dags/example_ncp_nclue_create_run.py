@@ -38,7 +38,7 @@ with DAG(
         nclue_task_id="{{ params.nclue_task_id }}",
         feature_id="{{ params.feature_id }}",
         result_bucket="{{ params.result_bucket }}",
-        result_file_path="airflow/{{ dag.dag_id }}/{{ ds_nodash }}/",
+        result_file_path="airflow/{{ dag.dag_id }}/{{ dag_run.run_after | ds_nodash }}/",
         fetch_result=True,
         destination="{{ params.output_uri }}",
         deferrable=True,

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -219,13 +220,16 @@ class AirflowDeployment:
 
         wait_for(f"the dag-processor to parse {sorted(wanted)}", parsed, timeout)
 
-    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
-        """Trigger a DAG run through the REST API; returns its run id."""
-        from datetime import datetime, timezone
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, logical_date: datetime | None = None) -> str:
+        """Trigger a DAG run through the REST API; returns its run id.
 
+        No logical date unless given, as ``airflow dags trigger`` and API clients sending
+        ``null`` do: such a run has no ``ds`` or ``ts``, so a template that needs one fails
+        (the UI's form sends the current time).
+        """
         run = self.post(
             f"/api/v2/dags/{dag_id}/dagRuns",
-            {"logical_date": datetime.now(timezone.utc).isoformat(), "conf": dict(conf or {})},
+            {"logical_date": logical_date.isoformat() if logical_date else None, "conf": dict(conf or {})},
         )
         return str(run["dag_run_id"])
 
