@@ -46,11 +46,14 @@ def test_emulator_command_serves_until_stopped_and_writes_the_environment(tmp_pa
         assert oct(env_file.stat().st_mode & 0o777) == "0o600"
         for name, value in env.items():
             monkeypatch.setenv(name, value)
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsGenericHook
+
         from airflow_task_runs.alibaba.hooks import RosHook
         from airflow_task_runs.ncp.hooks import NclueHook
         from airflow_task_runs.oci.hooks import OciAiDataPlatformHook
 
-        for hook in (NclueHook(), OciAiDataPlatformHook(), RosHook()):
+        # aws_default's Test is the amazon provider's (STS GetCallerIdentity): moto answers it
+        for hook in (NclueHook(), OciAiDataPlatformHook(), RosHook(), AwsGenericHook(aws_conn_id="aws_default")):
             ok, message = hook.test_connection()
             assert ok, message
         # seeded: the example DAG's default run is there, at a pace a real scheduler keeps up with

@@ -355,7 +355,7 @@ class HealthOmicsEmulator(EmulatorServer):
 
     # -- Airflow connection ------------------------------------------------------------------
     def airflow_connection(self) -> dict[str, Any]:
-        """An amazon-provider ``aws`` connection: omics here, logs and S3 at moto (``service_config``)."""
+        """An amazon-provider ``aws`` connection: omics here, logs, S3 and STS at moto (``service_config``)."""
         return {
             "conn_type": "aws",
             "login": self.access_key,
@@ -363,8 +363,13 @@ class HealthOmicsEmulator(EmulatorServer):
             "extra": {
                 "region_name": REGION,
                 "endpoint_url": self.url,
-                # logs pass through this server (to moto), so faults can be injected on GetLogEvents
-                "service_config": {"logs": {"endpoint_url": self.url}, "s3": {"endpoint_url": self.s3.url}},
+                # logs pass through this server (to moto), so faults can be injected on GetLogEvents;
+                # STS is moto's, so the connection's Test (GetCallerIdentity) works against it
+                "service_config": {
+                    "logs": {"endpoint_url": self.url},
+                    "s3": {"endpoint_url": self.s3.url},
+                    "sts": {"endpoint_url": self.s3.url},
+                },
                 "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 4}},
                 "retry_backoff_initial": 0.05,
                 "retry_backoff_max": 0.2,
