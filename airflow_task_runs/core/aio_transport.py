@@ -40,6 +40,8 @@ def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
         raise httpx.ReadTimeout("the request's time budget ran out", request=request) from exc
     except aiohttp.ClientConnectorError as exc:  # refused, DNS, TLS handshake and certificate
         raise httpx.ConnectError(str(exc), request=request) from exc
+    except aiohttp.ClientHttpProxyError as exc:  # the proxy answered CONNECT with an error, as httpx says it
+        raise httpx.ProxyError(f"{exc.status} {exc.message}".strip(), request=request) from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
         # closed early, a body shorter than its Content-Length, a malformed status line/header
         raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from exc

@@ -1,0 +1,154 @@
+"""The environment's proxy (HTTP(S)_PROXY, NO_PROXY), worker and triggerer alike.
+
+Through a real forward proxy on 127.0.0.1: the worker's httpx client and the triggerer's
+aiohttp-backed transport each look the proxy up from the environment, so both are checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+
+from airflow_task_runs.core.errors import ApiError
+from airflow_task_runs.ncp.hooks import NclueHook
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+class ForwardProxy:
+    """Forwards plain-HTTP requests (absolute URIs) to their origin; answers every CONNECT 403."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []  # "GET http://..." / "CONNECT host:443"
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_CONNECT(self) -> None:
+                proxy.seen.append(f"CONNECT {self.path}")
+                body = b"tunnels are not allowed here"
+                self.send_response(403, "Forbidden by policy")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+
+            def _forward(self) -> None:
+                proxy.seen.append(f"{self.command} {self.path}")
+                target = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "connection")}
+                upstream = http.client.HTTPConnection(target.hostname or "", target.port or 80, timeout=10)
+                try:
+                    path = target.path + (f"?{target.query}" if target.query else "")
+                    upstream.request(self.command, path, body=body, headers=headers)
+                    answer = upstream.getresponse()
+                    data = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status, answer.reason)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = _forward
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def proxy(monkeypatch) -> Iterator[ForwardProxy]:
+    """A proxy the environment names for http and https, and no NO_PROXY (whatever the machine sets)."""
+    server = ForwardProxy()
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, server.url)
+        monkeypatch.setenv(name.lower(), server.url)
+    yield server
+    server.stop()
+
+
+def _both(hook_factory, run_id: str) -> list[str]:
+    """The run's status read by the worker's client, then by the triggerer's."""
+
+    async def in_the_triggerer() -> str:
+        hook = hook_factory()
+        try:
+            return (await hook.aget_status(run_id)).raw_status
+        finally:
+            await hook.aclose()
+
+    return [hook_factory().get_status(run_id).raw_status, asyncio.run(in_the_triggerer())]
+
+
+def test_status_reads_go_through_the_environments_proxy_worker_and_triggerer(ncp, proxy):
+    emu, run_id = ncp
+    assert _both(NclueHook, run_id) == ["in_progress", "in_progress"]
+    path = f"/api/v1/task-runs/{run_id}"
+    assert proxy.seen == [f"GET {emu.url}{path}"] * 2  # absolute URIs: a forward proxy's requests
+    assert len(emu.requests_to(path)) == 2  # and the signature still checked out at the emulator
+
+
+def test_no_proxy_sends_them_direct(ncp, proxy, monkeypatch):
+    emu, run_id = ncp
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1")
+    assert _both(NclueHook, run_id) == ["in_progress", "in_progress"]
+    assert proxy.seen == []
+    assert len(emu.requests_to(f"/api/v1/task-runs/{run_id}")) == 2
+
+
+def test_a_proxy_refusing_the_tunnel_is_named_with_the_variables_to_check(ncp, proxy, monkeypatch):
+    """An https API behind a proxy that answers CONNECT 403: the same error, worker and triggerer."""
+    emu, run_id = ncp
+    conn = emu.airflow_connection()
+    conn["host"] = "https://nclue.example.invalid"  # never resolved here: the proxy is asked to tunnel
+    conn["extra"].update({"retry_max_attempts": 1})
+    monkeypatch.setenv("AIRFLOW_CONN_NCP_BEHIND_PROXY", json.dumps(conn))
+
+    def hook() -> NclueHook:
+        return NclueHook(ncp_conn_id="ncp_behind_proxy")
+
+    async def in_the_triggerer() -> None:
+        h = hook()
+        try:
+            await h.aget_status(run_id)
+        finally:
+            await h.aclose()
+
+    errors = []
+    for read in (lambda: hook().get_status(run_id), lambda: asyncio.run(in_the_triggerer())):
+        with pytest.raises(ApiError) as caught:
+            read()
+        errors.append(str(caught.value))
+    for text in errors:
+        assert "the proxy refused the request to https://nclue.example.invalid" in text, text
+        assert "HTTPS_PROXY / NO_PROXY" in text, text
+    assert "403" in errors[1]  # the triggerer's names the proxy's answer
+    assert proxy.seen == ["CONNECT nclue.example.invalid:443"] * 2
