@@ -129,3 +129,33 @@ def test_demo_talks_orders_tasks_counts_this_runs_files_and_removes_its_home(tmp
     assert re.search(r"^  s3://my-bucket/demo/ncp/\S+ \(\d+ bytes\)$", text, flags=re.MULTILINE), text
     # nothing left in the temporary directory
     assert list((tmp_path / "tmp").iterdir()) == []
+    # and no warning of dag.test()'s unregistered assets (a real deployment has none)
+    assert "AssetModel" not in text + done.stderr, done.stderr
+
+
+def test_the_demo_tells_a_reschedule_wait_once_instead_of_airflows_warning_every_second(capsys):
+    """dag.test() logs "No tasks to run" every second while a reschedule-mode sensor waits."""
+    import logging
+
+    narrator = cli.Narrator()
+    logger = logging.getLogger("airflow.sdk.definitions.dag")
+    kept: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = kept.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.addFilter(narrator.reschedule_waits)
+    waiting = (
+        "{<TaskInstance: example_aws_healthomics.wait_for_run manual__2026-12-02T23:44:36.616749+00:00 "
+        "[up_for_reschedule] ti_id=01a23925-51a5-7df0-9b8e-e9cbc5201d90>, <TaskInstance: "
+        "example_aws_healthomics.run_outputs manual__2026-12-02T23:44:36.616749+00:00 [None] ti_id=01a2>}"
+    )
+    try:
+        for _ in range(3):  # as dag.test() logs it, once a second
+            logger.warning("No tasks to run. unrunnable tasks: %s", waiting)
+        logger.warning("something else")
+    finally:
+        logger.removeFilter(narrator.reschedule_waits)
+        logger.removeHandler(handler)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("s  ", 1)[1] for line in lines] == ["wait_for_run: up for reschedule"]
+    assert [r.getMessage() for r in kept] == ["something else"]  # Airflow's other warnings still show
