@@ -8,6 +8,7 @@ signs); each variant runs in a fresh child process, so its CPU time and peak RSS
     .venv/bin/python benchmarks/trigger_fanout.py              # all variants, N = 100 1000 2000
     .venv/bin/python benchmarks/trigger_fanout.py 1000 ncp oci  # some of them
     .venv/bin/python benchmarks/trigger_fanout.py --polls 60 1000 aws-runs  # longer watches
+    .venv/bin/python benchmarks/trigger_fanout.py --spread --interval 10 1000 ncp ncp-alone  # deferred apart
 
 A watch that ends costs a coalesced cloud its own call (HealthOmics reads the ended run with
 GetRun for its event's details), so calls per watch-poll depend on how many polls a watch
@@ -39,7 +40,10 @@ from typing import Any
 
 #: status reads per watch (``--polls N`` sets it for the server and every client process)
 POLLS = int(os.environ.get("FANOUT_POLLS", "10"))
-INTERVAL = 1.0
+#: seconds between polls (``--interval S``); ``--spread`` starts watch i of N at i/N of it, as
+#: sensors deferred at different times do, where by default they all start together
+INTERVAL = float(os.environ.get("FANOUT_INTERVAL", "1.0"))
+SPREAD = os.environ.get("FANOUT_SPREAD") == "1"
 IDEAL = (POLLS - 1) * INTERVAL
 HERE = Path(__file__).resolve().parent
 VARIANTS = (
@@ -101,7 +105,7 @@ def serve(cert: str, key: str, port_file: str) -> None:
     from aiohttp import web
 
     reads: dict[str, int] = {}
-    stats: dict[str, Any] = {"requests": 0, "peers": set()}
+    stats: dict[str, Any] = {"requests": 0, "peers": set(), "kinds": {}}
     extra_runs = 50  # NCLUE runs nobody watches, newest first in the list like most list APIs
 
     def status(key: str) -> bool:
@@ -113,6 +117,8 @@ def serve(cert: str, key: str, port_file: str) -> None:
     async def count(request: web.Request, handler: Any) -> web.StreamResponse:
         if not request.path.startswith("/_control"):
             stats["requests"] += 1
+            kind = f"{request.method} {request.path.rsplit('/', 1)[0]}" if request.path.count("/") > 1 else request.path
+            stats["kinds"][kind] = stats["kinds"].get(kind, 0) + 1
             stats["peers"].add(request.transport.get_extra_info("peername") if request.transport else None)
         return await handler(request)
 
@@ -134,12 +140,15 @@ def serve(cert: str, key: str, port_file: str) -> None:
         reads.clear()
         stats["requests"] = 0
         stats["peers"] = set()
+        stats["kinds"] = {}
         ncp_ids[:] = [f"u{i}" for i in range(extra_runs)] + list(body.get("ncp_runs", []))
         omics_ids[:] = list(body.get("omics_runs", []))
         return web.json_response({})
 
     async def control_stats(request: web.Request) -> web.Response:
-        return web.json_response({"requests": stats["requests"], "connections": len(stats["peers"])})
+        return web.json_response(
+            {"requests": stats["requests"], "connections": len(stats["peers"]), "kinds": stats["kinds"]}
+        )
 
     async def ncp_get(request: web.Request) -> web.Response:
         run_id = request.match_info["run_id"]
@@ -494,7 +503,8 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
             await asyncio.sleep(0.01)
             lags.append(time.perf_counter() - before - 0.01)
 
-    async def first(trigger: Any) -> str:
+    async def first(trigger: Any, start: float) -> str:
+        await asyncio.sleep(start)
         async for event in trigger.run():
             return str(event.payload.get("event") or event.payload.get("status"))
         return "none"
@@ -506,7 +516,10 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
                 return await _bare_aiohttp(n, base, cert)
             if variant == "bare-httpx":
                 return await _bare_httpx(n, base, cert)
-            return await asyncio.gather(*(first(t) for t in triggers))
+            # spread: the newest run's watch starts first, as a run's sensor defers when it starts
+            # (all runs exist from the start here, and a list shows the newest first)
+            starts = [(n - 1 - i) * INTERVAL / n if SPREAD else 0.0 for i in range(len(triggers))]
+            return await asyncio.gather(*(first(t, start) for t, start in zip(triggers, starts, strict=True)))
         finally:
             tick.cancel()
 
@@ -543,6 +556,7 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
                 "slowest_callback": slowest[1],
                 "max_gc_pause_s": slowest[2],
                 "ok": f"{ok}/{n}",
+                "calls_by_kind": stats["kinds"],
             }
         )
     )
@@ -551,6 +565,13 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
 # -- driver ------------------------------------------------------------------------------------
 def main() -> None:
     args = sys.argv[1:]
+    if "--spread" in args:  # bare loops and dbt-cloud start together whatever this says
+        args.remove("--spread")
+        os.environ["FANOUT_SPREAD"] = "1"
+    if "--interval" in args:
+        at = args.index("--interval")
+        os.environ["FANOUT_INTERVAL"] = str(float(args[at + 1]))
+        del args[at : at + 2]
     if "--polls" in args:
         at = args.index("--polls")
         polls = args[at + 1] if at + 1 < len(args) else ""
@@ -596,6 +617,8 @@ def main() -> None:
                     f"{r['max_stall_s']:>7.3f} {r['max_callback_s']:>7.3f} {r['max_gc_pause_s']:>5.3f} {r['ok']:>9}",
                     flush=True,
                 )
+                if os.environ.get("FANOUT_KINDS"):  # the calls the server counted, by method and path
+                    print(f"{'':<16} calls: {r['calls_by_kind']}", flush=True)
                 if r["max_callback_s"] > 0.1:  # name what blocked the loop
                     print(f"{'':<16} longest callback: {r['slowest_callback']}", flush=True)
     finally:

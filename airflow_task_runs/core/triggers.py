@@ -139,6 +139,10 @@ class TaskRunTrigger(BaseTrigger):
             poll = functools.partial(entry.coalescer.status, kind, ref)
         else:  # a trigger serialized before status kinds existed
             poll = functools.partial(getattr(entry.hook, str(self.status_method)), **ref)
+        # Watches answered by a shared list call poll on one grid, the multiples of their interval
+        # on this process's clock. Deferred at different times, each would otherwise start a round
+        # of its own: a list read per round, more calls than their single GETs at a 60 s interval.
+        on_grid = kind is not None and self.poll_interval > 0 and entry.hook.batch_key(kind, ref) is not None
         last: RunStatus | None = None
         try:
             while True:
@@ -168,7 +172,11 @@ class TaskRunTrigger(BaseTrigger):
                     return
                 # Polls keep their cadence (one every poll_interval, not interval + answer time),
                 # so a busy triggerer or a slow API does not stretch every watch's schedule.
-                await asyncio.sleep(min(max(0.0, self.poll_interval - (time.monotonic() - asked_at)), remaining))
+                if on_grid:
+                    wait = self.poll_interval - time.monotonic() % self.poll_interval
+                else:
+                    wait = max(0.0, self.poll_interval - (time.monotonic() - asked_at))
+                await asyncio.sleep(min(wait, remaining))
         finally:
             await shared_hooks.release(self.hook_path, self.hook_kwargs)
 

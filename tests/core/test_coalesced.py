@@ -296,3 +296,48 @@ def test_a_hooks_round_of_many_watches_lets_other_triggers_run_while_it_is_answe
     assert len(statuses) == 250 and all(not isinstance(s, BaseException) for s in statuses)
     assert len(seen) == 250  # every watch answered from the list, each status built once
     assert len(set(seen)) >= 3  # in three slices or more, the loop's other tasks between them
+
+
+def test_watches_deferred_at_different_times_share_one_list_read_per_interval(emu):
+    """NCLUE watches started 0.15 s apart (their phases spread over the interval) poll on one grid.
+
+    After their first polls the list is read once per interval, at its multiples on the process's
+    clock; spread, each watch's poll would find the list stale (older than 0.5 s) and read it
+    again: about twice per interval here, a read per round at a 60 s interval.
+    """
+    ncp = emu.ncp
+    interval = 1.0
+    ids = [ncp.add_run(lifecycle=[("in_progress", 5), ("completed", 0)]) for _ in range(6)]
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    _first_checks(NclueHook(), "get_status", [{"run_id": run_id} for run_id in ids])
+    ncp.reset_log()
+
+    async def staggered() -> list[list[dict]]:
+        async def watch(i: int, run_id: str) -> list[dict]:
+            await asyncio.sleep(i * 0.15)
+            trigger = TaskRunTrigger(
+                hook_path=NCLUE,
+                hook_kwargs={},
+                status_kind="task_run",
+                run_ref={"run_id": run_id},
+                poll_interval=interval,
+                deadline=time.time() + 60,
+                description=run_id,
+            )
+            return [event.payload async for event in trigger.run()]
+
+        return await asyncio.gather(*(watch(i, run_id) for i, run_id in enumerate(ids)))
+
+    started = time.monotonic()
+    events = asyncio.run(staggered())
+    ended = time.monotonic()
+    assert [e[0]["status"]["raw_status"] for e in events] == ["completed"] * len(ids)
+    # a list read is a round's first page (a round reads more when earlier tests' runs fill page 0)
+    lists = [r.at for r in ncp.requests if r.path == "/api/v1/task-runs" and r.query.get("index", "0") == "0"]
+    after_first_polls = [at for at in lists if at > started + interval]  # every first poll was made by then
+    assert after_first_polls, lists
+    phases = [at % interval for at in after_first_polls]
+    assert all(min(p, interval - p) < 0.2 for p in phases), phases  # read at the grid's ticks
+    ticks = int((ended - started - interval) / interval) + 1
+    assert len(after_first_polls) <= ticks, (len(after_first_polls), ticks)
