@@ -163,6 +163,8 @@ class NclueHook(HttpTaskRunHook):
         #: every run watched through this hook, and when it was last asked for: a list read
         #: looks for all of them, not only the ones whose round happens to run it
         self._watched: dict[str, float] = {}
+        #: the page (1 = the newest, in reading order) each watched run was last seen on
+        self._seen_on_page: dict[str, int] = {}
         self._object_storage: ApiSession | None = None
 
     # -- session -----------------------------------------------------------------------------
@@ -333,10 +335,11 @@ class NclueHook(HttpTaskRunHook):
             if now - asked > WATCH_FORGET:  # a watch that went away without its run ending
                 del self._watched[run_id]
         wanted = wanted | self._watched.keys()
-        budget = min(MAX_LIST_PAGES, len(wanted) // LIST_PAGE + 2)
+        budget = self._page_budget(wanted)
         first = await self.alist_task_runs(index=0, limit=LIST_PAGE)
         seen = {run.run_id: run for run in first.runs}
         pages = 1
+        on_page = dict.fromkeys(seen, 1)
         if _oldest_first(first.runs):
             end = first.total
             while end > LIST_PAGE and pages < budget and not wanted <= seen.keys():
@@ -344,6 +347,7 @@ class NclueHook(HttpTaskRunHook):
                 page = await self.alist_task_runs(index=start, limit=end - start)
                 seen.update((run.run_id, run) for run in page.runs)
                 pages += 1
+                on_page.update(dict.fromkeys((run.run_id for run in page.runs), pages))
                 end = start
         else:
             index = len(first.runs)
@@ -354,11 +358,32 @@ class NclueHook(HttpTaskRunHook):
                 seen.update((run.run_id, run) for run in page.runs)
                 index += len(page.runs)
                 pages += 1
+                on_page.update(dict.fromkeys((run.run_id for run in page.runs), pages))
         self._listed.store(seen, read_at=now)
+        remembered = {run_id: page for run_id, page in self._seen_on_page.items() if run_id in self._watched}
+        remembered.update((run_id, on_page[run_id]) for run_id in self._watched if run_id in on_page)
+        self._seen_on_page = remembered
         for run_id, run in seen.items():
             if run_id in self._watched and TASK_RUN_STATES.is_terminal(run.status):
                 del self._watched[run_id]  # its watch ends with this answer
         return {run_id: seen[run_id] for run_id in wanted if run_id in seen}
+
+    def _page_budget(self, wanted: set[str]) -> int:
+        """How many list pages a read may take: enough for as many runs as are watched, plus 2,
+        and deeper while each page more finds more watched runs (last seen there) than it costs.
+
+        Counting alone assumes the watched runs are the newest. When newer watched runs end,
+        the older ones stay deep behind them, and each would be read by id every round.
+        """
+        base = min(MAX_LIST_PAGES, len(wanted) // LIST_PAGE + 2)
+        deeper = sorted(page for run_id, page in self._seen_on_page.items() if run_id in wanted and page > base)
+        budget, saved = base, 0
+        for found, page in enumerate(deeper, start=1):
+            if page > MAX_LIST_PAGES:
+                break
+            if found - (page - base) > saved:  # GETs this depth saves, less the pages it costs
+                budget, saved = page, found - (page - base)
+        return budget
 
     # -- create and cancel (NCP pages "Create task run" and "Delete task run") ---------------
     #: the look-up by name reads at most this many pages of 100 runs (a server whose ``total`` keeps

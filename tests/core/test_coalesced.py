@@ -341,3 +341,26 @@ def test_watches_deferred_at_different_times_share_one_list_read_per_interval(em
     assert all(min(p, interval - p) < 0.2 for p in phases), phases  # read at the grid's ticks
     ticks = int((ended - started - interval) / interval) + 1
     assert len(after_first_polls) <= ticks, (len(after_first_polls), ticks)
+
+
+def test_nclue_reads_deeper_pages_for_watched_runs_left_behind_newer_ones_that_ended(emu):
+    """390 newer watched runs end at once; the 10 older ones sit pages deep behind them.
+
+    Counting watched runs alone, the hook would now read 2 pages and GET each of the 10 every
+    round; it remembers the page each was seen on and reads that deep while it saves calls.
+    """
+    ncp = emu.ncp
+    for _ in range(100):  # unwatched and older still: the emulator lists oldest first, and the hook
+        ncp.add_run()  # reads page 0 (these) before the newest pages from the end
+    older = [ncp.add_run(lifecycle=[("in_progress", 8), ("completed", 0)]) for _ in range(10)]
+    newer = [ncp.add_run(lifecycle=[("in_progress", 1), ("completed", 0)]) for _ in range(390)]
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    _first_checks(NclueHook(), "get_status", [{"run_id": run_id} for run_id in older + newer])
+    ncp.reset_log()
+    events = _events([_trigger(NCLUE, "task_run", {"run_id": run_id}) for run_id in older + newer])
+    assert [e[0]["status"]["raw_status"] for e in events] == ["completed"] * 400
+    by_id = [r for run_id in older for r in ncp.requests_to(f"/api/v1/task-runs/{run_id}")]
+    assert len(by_id) <= len(older), len(by_id)  # at most one round's worth, not one per round
+    rounds = [r for r in ncp.requests if r.path == "/api/v1/task-runs" and r.query.get("index") == "0"]
+    assert len(rounds) >= 5  # read from the list: the older runs outlived the newer ones by rounds
