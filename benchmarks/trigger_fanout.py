@@ -563,22 +563,35 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
 
 
 # -- driver ------------------------------------------------------------------------------------
+def _option(args: list[str], name: str) -> str | None:
+    """The value after ``name`` in ``args`` ("" when it has none), both taken out; None when absent."""
+    if name not in args:
+        return None
+    at = args.index(name)
+    value = args[at + 1] if at + 1 < len(args) else ""
+    del args[at : at + 2]
+    return value
+
+
 def main() -> None:
     args = sys.argv[1:]
     if "--spread" in args:  # bare loops and dbt-cloud start together whatever this says
         args.remove("--spread")
         os.environ["FANOUT_SPREAD"] = "1"
-    if "--interval" in args:
-        at = args.index("--interval")
-        os.environ["FANOUT_INTERVAL"] = str(float(args[at + 1]))
-        del args[at : at + 2]
-    if "--polls" in args:
-        at = args.index("--polls")
-        polls = args[at + 1] if at + 1 < len(args) else ""
+    interval = _option(args, "--interval")
+    if interval is not None:
+        try:
+            seconds = float(interval)
+        except ValueError:
+            seconds = 0.0
+        if not seconds > 0:
+            sys.exit(f"--interval takes the seconds between polls, above 0 (got {interval!r})")
+        os.environ["FANOUT_INTERVAL"] = interval  # the server and each client read it at import
+    polls = _option(args, "--polls")
+    if polls is not None:
         if not polls.isdigit() or int(polls) < 2:
             sys.exit(f"--polls takes a whole number of status reads per watch, 2 or more (got {polls!r})")
-        os.environ["FANOUT_POLLS"] = polls  # the server and each client read it at import
-        del args[at : at + 2]
+        os.environ["FANOUT_POLLS"] = polls
     sizes = [int(a) for a in args if a.isdigit()] or list(SIZES)
     variants = [a for a in args if not a.isdigit()] or list(VARIANTS)
     folder = Path(tempfile.mkdtemp(prefix="fanout-"))

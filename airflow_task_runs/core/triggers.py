@@ -139,12 +139,13 @@ class TaskRunTrigger(BaseTrigger):
             poll = functools.partial(entry.coalescer.status, kind, ref)
         else:  # a trigger serialized before status kinds existed
             poll = functools.partial(getattr(entry.hook, str(self.status_method)), **ref)
-        # Watches answered by a shared list call poll on one grid, the multiples of their interval
-        # on this process's clock. Deferred at different times, each would otherwise start a round
-        # of its own: a list read per round, more calls than their single GETs at a 60 s interval.
-        on_grid = kind is not None and self.poll_interval > 0 and entry.hook.batch_key(kind, ref) is not None
         last: RunStatus | None = None
         try:
+            # Watches answered by a shared list call poll on one grid, the multiples of their
+            # interval on this process's clock. Deferred at different times, each would otherwise
+            # start a round of its own: a list read per round, more calls than their single GETs
+            # at a 60 s interval. (Inside the try: the hook is released whatever batch_key does.)
+            on_grid = kind is not None and self.poll_interval > 0 and entry.hook.batch_key(kind, ref) is not None
             while True:
                 await poll_pacer.turn()
                 asked_at = time.monotonic()

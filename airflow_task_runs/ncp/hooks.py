@@ -163,7 +163,7 @@ class NclueHook(HttpTaskRunHook):
         #: every run watched through this hook, and when it was last asked for: a list read
         #: looks for all of them, not only the ones whose round happens to run it
         self._watched: dict[str, float] = {}
-        #: the page (1 = the newest, in reading order) each watched run was last seen on
+        #: the page each watched run was last seen on, counted in reading order (1 = the first read)
         self._seen_on_page: dict[str, int] = {}
         self._object_storage: ApiSession | None = None
 
@@ -378,9 +378,7 @@ class NclueHook(HttpTaskRunHook):
         base = min(MAX_LIST_PAGES, len(wanted) // LIST_PAGE + 2)
         deeper = sorted(page for run_id, page in self._seen_on_page.items() if run_id in wanted and page > base)
         budget, saved = base, 0
-        for found, page in enumerate(deeper, start=1):
-            if page > MAX_LIST_PAGES:
-                break
+        for found, page in enumerate(deeper, start=1):  # pages seen are never past MAX_LIST_PAGES
             if found - (page - base) > saved:  # GETs this depth saves, less the pages it costs
                 budget, saved = page, found - (page - base)
         return budget
