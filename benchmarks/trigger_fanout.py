@@ -99,6 +99,17 @@ def make_cert(folder: Path) -> tuple[Path, Path]:
 
 
 # -- server ------------------------------------------------------------------------------------
+def _path_shape(path: str) -> str:
+    """``/api/v1/task-runs/r5`` -> ``/api/v1/task-runs/{id}``: calls counted by what they ask for."""
+    import re
+
+    def shape(segment: str) -> str:
+        keep = not any(c.isdigit() for c in segment) or re.fullmatch(r"v\d+|\d{8}", segment)
+        return segment if keep else "{id}"
+
+    return "/".join(shape(segment) for segment in path.rstrip("/").split("/")) or "/"
+
+
 def serve(cert: str, key: str, port_file: str) -> None:
     import ssl
 
@@ -117,7 +128,7 @@ def serve(cert: str, key: str, port_file: str) -> None:
     async def count(request: web.Request, handler: Any) -> web.StreamResponse:
         if not request.path.startswith("/_control"):
             stats["requests"] += 1
-            kind = f"{request.method} {request.path.rsplit('/', 1)[0]}" if request.path.count("/") > 1 else request.path
+            kind = f"{request.method} {_path_shape(request.path)}"
             stats["kinds"][kind] = stats["kinds"].get(kind, 0) + 1
             stats["peers"].add(request.transport.get_extra_info("peername") if request.transport else None)
         return await handler(request)
@@ -504,7 +515,8 @@ def client(variant: str, n: int, base: str, cert: str, control: str) -> None:
             lags.append(time.perf_counter() - before - 0.01)
 
     async def first(trigger: Any, start: float) -> str:
-        await asyncio.sleep(start)
+        if start:  # a sleep(0) here would change how the together case interleaves
+            await asyncio.sleep(start)
         async for event in trigger.run():
             return str(event.payload.get("event") or event.payload.get("status"))
         return "none"
