@@ -6,6 +6,7 @@ import posixpath
 import urllib.parse
 from collections.abc import AsyncIterator, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_task_runs.core.connection_test import ConnectionProbe, check_choice, run_probe, single_attempt
@@ -141,6 +142,17 @@ def _oldest_first(runs: Sequence[TaskRun]) -> bool:
     return len(stamps) >= 2 and stamps[0] < stamps[-1]
 
 
+@dataclass
+class _ListCursor:
+    """Where the last list read stopped, so a later round can read on from there."""
+
+    oldest_first: bool
+    total: int
+    #: newest first: the index of the next page; oldest first: the end of the next page
+    position: int
+    pages: int = 1
+
+
 class NclueHook(HttpTaskRunHook):
     """NCLUE task runs, signed with the API Gateway signature v2.
 
@@ -165,6 +177,8 @@ class NclueHook(HttpTaskRunHook):
         self._watched: dict[str, float] = {}
         #: the page each watched run was last seen on, counted in reading order (1 = the first read)
         self._seen_on_page: dict[str, int] = {}
+        #: where the read behind ``_listed`` stopped
+        self._cursor: _ListCursor | None = None
         self._object_storage: ApiSession | None = None
 
     # -- session -----------------------------------------------------------------------------
@@ -300,7 +314,8 @@ class NclueHook(HttpTaskRunHook):
         """The newest ``GET /task-runs`` pages (limit 100) for all, ``GET /task-runs/{id}`` for runs not in them.
 
         The list is read once per round whatever the number of watches: as many pages as the
-        watches could fill, plus one, at most :data:`MAX_LIST_PAGES`. A list call that fails
+        watches could fill, plus two, deeper where watched runs were last seen, and on where runs
+        asked for the first time are not in it yet; at most :data:`MAX_LIST_PAGES`. A list call that fails
         (after the session's retries, made once for everyone) fails the round for every watch.
         """
         from airflow_task_runs.core.shared import answer_each, gather_statuses
@@ -323,50 +338,64 @@ class NclueHook(HttpTaskRunHook):
         NCLUE's page does not say its order, so the hook reads it from ``created_at``: newest
         first, the newest pages start at index 0; oldest first, they are the last ones (read from
         the end, never overlapping page 0, so no run is seen twice in a round).
+
+        Runs asked for the first time that the pages read so far lack (their watches' first polls
+        came in a later round than the read, or the read stopped short of them) are looked for in
+        the pages that follow, from where the read stopped: at most a page fewer than the runs.
         """
         import time
 
         now = time.monotonic()
+        first_asked = {run_id for run_id in wanted if run_id not in self._watched}
         self._watched.update(dict.fromkeys(wanted, now))
-        listed = self._listed.fresh()
-        if listed is not None:  # runs not in those pages are read by id
-            return {run_id: listed[run_id] for run_id in wanted if run_id in listed}
-        for run_id, asked in list(self._watched.items()):
-            if now - asked > WATCH_FORGET:  # a watch that went away without its run ending
-                del self._watched[run_id]
-        wanted = wanted | self._watched.keys()
-        budget = self._page_budget(wanted)
-        first = await self.alist_task_runs(index=0, limit=LIST_PAGE)
-        seen = {run.run_id: run for run in first.runs}
-        pages = 1
-        on_page = dict.fromkeys(seen, 1)
-        if _oldest_first(first.runs):
-            end = first.total
-            while end > LIST_PAGE and pages < budget and not wanted <= seen.keys():
-                start = max(LIST_PAGE, end - LIST_PAGE)
-                page = await self.alist_task_runs(index=start, limit=end - start)
-                seen.update((run.run_id, run) for run in page.runs)
-                pages += 1
-                on_page.update(dict.fromkeys((run.run_id for run in page.runs), pages))
-                end = start
-        else:
-            index = len(first.runs)
-            while index < first.total and pages < budget and not wanted <= seen.keys():
-                page = await self.alist_task_runs(index=index, limit=LIST_PAGE)
-                if not page.runs:
-                    break
-                seen.update((run.run_id, run) for run in page.runs)
-                index += len(page.runs)
-                pages += 1
-                on_page.update(dict.fromkeys((run.run_id for run in page.runs), pages))
-        self._listed.store(seen, read_at=now)
+        seen = self._listed.fresh()
+        on_page: dict[str, int] = {}
+        if seen is None:  # a new read; a fresh one answers this round too
+            for run_id, asked in list(self._watched.items()):
+                if now - asked > WATCH_FORGET:  # a watch that went away without its run ending
+                    del self._watched[run_id]
+            wanted = wanted | self._watched.keys()
+            budget = self._page_budget(wanted)
+            first = await self.alist_task_runs(index=0, limit=LIST_PAGE)
+            seen = {run.run_id: run for run in first.runs}
+            on_page = dict.fromkeys(seen, 1)
+            oldest_first = _oldest_first(first.runs)
+            self._cursor = _ListCursor(oldest_first, first.total, first.total if oldest_first else len(first.runs))
+            self._listed.store(seen, read_at=now)
+            await self._read_on(self._cursor, seen, on_page, wanted, budget)
+        unseen = len(first_asked - seen.keys())
+        if unseen > 1 and self._cursor is not None:
+            # at most a page fewer than their GETs by id: reading on costs less even when it
+            # finds none of them (they are newer than the read, or gone), and happens once a run
+            await self._read_on(self._cursor, seen, on_page, wanted, self._cursor.pages + unseen - 1)
         remembered = {run_id: page for run_id, page in self._seen_on_page.items() if run_id in self._watched}
         remembered.update((run_id, on_page[run_id]) for run_id in self._watched if run_id in on_page)
         self._seen_on_page = remembered
-        for run_id, run in seen.items():
-            if run_id in self._watched and TASK_RUN_STATES.is_terminal(run.status):
+        for run_id in on_page:
+            if run_id in self._watched and TASK_RUN_STATES.is_terminal(seen[run_id].status):
                 del self._watched[run_id]  # its watch ends with this answer
         return {run_id: seen[run_id] for run_id in wanted if run_id in seen}
+
+    async def _read_on(
+        self, cursor: _ListCursor, seen: dict[str, TaskRun], on_page: dict[str, int], wanted: set[str], budget: int
+    ) -> None:
+        """Read the pages after ``cursor`` into ``seen`` until ``wanted`` are all seen, the list
+        ends, or ``budget`` pages (counted from the read's first) are read."""
+        while cursor.pages < min(budget, MAX_LIST_PAGES) and not wanted <= seen.keys():
+            if cursor.oldest_first:
+                if cursor.position <= LIST_PAGE:  # the rest is page 0, read first
+                    return
+                start = max(LIST_PAGE, cursor.position - LIST_PAGE)
+                page = await self.alist_task_runs(index=start, limit=cursor.position - start)
+                cursor.position = start
+            else:
+                if cursor.position >= cursor.total:
+                    return
+                page = await self.alist_task_runs(index=cursor.position, limit=LIST_PAGE)
+                cursor.position = cursor.position + len(page.runs) if page.runs else cursor.total
+            cursor.pages += 1
+            seen.update((run.run_id, run) for run in page.runs)
+            on_page.update(dict.fromkeys((run.run_id for run in page.runs), cursor.pages))
 
     def _page_budget(self, wanted: set[str]) -> int:
         """How many list pages a read may take: enough for as many runs as are watched, plus 2,

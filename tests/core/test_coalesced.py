@@ -364,3 +364,68 @@ def test_nclue_reads_deeper_pages_for_watched_runs_left_behind_newer_ones_that_e
     assert len(by_id) <= len(older), len(by_id)  # at most one round's worth, not one per round
     rounds = [r for r in ncp.requests if r.path == "/api/v1/task-runs" and r.query.get("index") == "0"]
     assert len(rounds) >= 5  # read from the list: the older runs outlived the newer ones by rounds
+
+
+def _nclue_rounds(hook, *rounds):
+    """``hook.arun_statuses`` for each round of run ids in turn, in one event loop."""
+
+    async def main():
+        try:
+            return [await hook.arun_statuses("task_run", [{"run_id": r} for r in ids]) for ids in rounds]
+        finally:
+            await hook.aclose()
+
+    return asyncio.run(main())
+
+
+def _list_reads(ncp):
+    return [r for r in ncp.requests if r.path == "/api/v1/task-runs"]
+
+
+@pytest.mark.parametrize("first_round", ["older", "newer"])
+def test_nclue_first_polls_split_over_two_rounds_read_the_list_on_rather_than_by_id(emu, first_round):
+    """400 watches deferred together whose first polls land in two rounds.
+
+    The first round's read is budgeted for its own 200 runs: reading from the newest, it stops
+    short of the older ones. Older runs asked then (or in the next round, from the still fresh
+    read) are read on from where the read stopped, a page per 100 runs, not one GET each.
+    """
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    ncp = emu.ncp
+    for _ in range(100):  # unwatched, oldest: the emulator lists oldest first and the hook reads
+        ncp.add_run()  # page 0 (these) before the newest pages from the end
+    runs = [ncp.add_run(lifecycle=[("in_progress", 50), ("completed", 0)]) for _ in range(400)]
+    older, newer = runs[:200], runs[200:]
+    rounds = (older, newer) if first_round == "older" else (newer, older)
+    hook = NclueHook()
+    hook._listed.freshness = 60.0  # the second round finds the first one's read fresh, however slow the machine
+    ncp.reset_log()
+    answers = _nclue_rounds(hook, *rounds)
+    assert [[a.raw_status for a in answer] for answer in answers] == [["in_progress"] * 200] * 2
+    assert [[a.details["run_id"] for a in answer] for answer in answers] == [list(r) for r in rounds]
+    assert [r.path for r in ncp.requests if r.path != "/api/v1/task-runs"] == []  # no GET by id
+    # page 0 (the oldest, the emulator lists oldest first) and the newest 500 at most
+    assert len(_list_reads(ncp)) <= 7, [r.query for r in _list_reads(ncp)]
+
+
+def test_nclue_reads_on_for_runs_asked_the_first_time_at_most_a_page_fewer_than_they_are(emu):
+    """Runs the list does not show (here: ids it never had) cost their GETs by id and, once, a
+    read on of fewer pages than those GETs; a single such run is read by id at once."""
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    ncp = emu.ncp
+    for _ in range(900):
+        ncp.add_run()
+    gone = [f"never-listed-{i}" for i in range(4)]
+    hook = NclueHook()
+    hook._listed.freshness = 60.0
+    ncp.reset_log()
+    answers = _nclue_rounds(hook, gone[:1], gone[1:], gone[1:])
+    errors = [a for answer in answers for a in answer]
+    assert all(isinstance(a, Exception) and "not found" in str(a) for a in errors), errors  # each watch's own 404
+    assert len(ncp.requests_to("/api/v1/task-runs/never-listed-2")) == 2  # asked twice, read by id twice
+    pages = _list_reads(ncp)
+    # round 1: page 0 and the newest page (its budget), no read on for one run; round 2: three
+    # runs never asked before, so two pages more; round 3: asked before, so nothing more
+    assert len(pages) == 2 + 2, [r.query for r in pages]
