@@ -121,7 +121,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 auto_decompress=False,
                 trust_env=False,  # aiohttp would then look up netrc in a thread per request
                 cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             )
         return self._session
 
@@ -143,11 +142,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if trace is not None:  # the rate limit's wire gate (httpcore calls it at the same point)
             await trace("http11.send_request_headers.started", {"request": request})
         body = request.content if isinstance(request.stream, httpx.ByteStream) else await request.aread()
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         with _as_httpx_errors(request):
             sent = self._client().request(
                 request.method,
                 yarl.URL(str(request.url), encoded=True),  # byte for byte what was signed
-                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+                headers=headers,
+                skip_auto_headers=_not_sent(request.method, headers),
                 data=body or None,
                 allow_redirects=False,
                 proxy=self._proxy(request.url),
@@ -166,6 +167,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+#: headers aiohttp adds to a request that lacks them (lower case)
+_AUTO_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "content-type"})
+
+
+def _not_sent(method: str, headers: list[tuple[str, str]]) -> list[str] | None:
+    """The headers aiohttp would add that httpx's request does not have: the wire carries only
+    what httpx built (and the signer signed). None, the usual case with httpx's default headers,
+    keeps aiohttp on its fast path: a session-wide skip list costs every request a copy of its
+    headers."""
+    missing = set(_AUTO_HEADERS.difference(name.lower() for name, _ in headers))
+    if method in ("GET", "HEAD"):  # no body: aiohttp adds no Content-Type
+        missing.discard("content-type")
+    return sorted(missing) or None
 
 
 def _bounded(timeout: float | None, left: float | None) -> float | None:
