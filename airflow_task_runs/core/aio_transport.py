@@ -16,6 +16,8 @@ errors the session maps once.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -39,7 +41,7 @@ def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
     except asyncio.TimeoutError as exc:  # aiohttp's total: the request's time budget ran out
         raise httpx.ReadTimeout("the request's time budget ran out", request=request) from exc
     except aiohttp.ClientConnectorError as exc:  # refused, DNS, TLS handshake and certificate
-        raise httpx.ConnectError(str(exc), request=request) from exc
+        raise httpx.ConnectError(_connect_failure(exc), request=request) from exc
     except aiohttp.ClientHttpProxyError as exc:  # the proxy answered CONNECT with an error, as httpx says it
         raise httpx.ProxyError(f"{exc.status} {exc.message}".strip(), request=request) from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
@@ -49,6 +51,17 @@ def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
         raise httpx.ReadError(str(exc), request=request) from exc
     except aiohttp.ClientError as exc:
         raise httpx.TransportError(f"{type(exc).__name__}: {exc}", request=request) from exc
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:
+    """The cause, worded as httpx words it: aiohttp's own text ("Cannot connect to host h:443
+    ssl:default [Connect call failed ...]") names TLS whatever failed, and never says refused."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return str(exc.certificate_error)
+    cause = exc.os_error
+    if isinstance(cause, (ssl.SSLError, socket.gaierror)) or not cause.errno:
+        return str(cause) or type(cause).__name__
+    return f"[Errno {cause.errno}] {os.strerror(cause.errno)}"  # asyncio says "Connect call failed" for all
 
 
 class _Body(httpx.AsyncByteStream):
@@ -101,17 +114,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._ssl = ssl_context
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
-        self._proxies: dict[tuple[str, str], str | None] = {}
+        self._proxies: dict[tuple[str, str, int | None], str | None] = {}
 
     def _proxy(self, url: httpx.URL) -> str | None:
-        """The environment's proxy for this origin (``HTTPS_PROXY``, ``NO_PROXY``...), as httpx
-        reads it; looked up once per origin."""
-        key = (url.scheme, url.host)
+        """The environment's proxy for this origin (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``...),
+        as httpx's client picks it; looked up once per origin."""
+        key = (url.scheme, url.host, url.port)
         if key not in self._proxies:
-            import urllib.request
+            from airflow_task_runs.core.http import environment_proxy
 
-            proxy = urllib.request.getproxies().get(url.scheme)
-            self._proxies[key] = None if not proxy or urllib.request.proxy_bypass(url.host) else proxy
+            proxy = environment_proxy(url)
+            self._proxies[key] = proxy.url if proxy is not None else None
         return self._proxies[key]
 
     def _client(self) -> aiohttp.ClientSession:

@@ -718,13 +718,53 @@ class RetryRules:
 
 
 # -- transport and parse errors, mapped once -------------------------------------------------
+@dataclass(frozen=True)
+class EnvironmentProxy:
+    """The proxy the environment names for a URL: its variable and URL (``url`` may hold
+    credentials: show :attr:`shown`)."""
+
+    variable: str
+    url: str
+
+    @property
+    def shown(self) -> str:
+        """scheme://host:port, without user or password."""
+        parsed = httpx.URL(self.url)
+        port = f":{parsed.port}" if parsed.port else ""
+        return f"{parsed.scheme}://{parsed.host}{port}"
+
+
+def environment_proxy(url: httpx.URL) -> EnvironmentProxy | None:
+    """The proxy ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``ALL_PROXY`` name for ``url``, less ``NO_PROXY``,
+    matched as httpx's client matches its environment's proxies: the worker's client and the
+    triggerer's aiohttp transport go the same way."""
+    from httpx._utils import URLPattern, get_environment_proxies
+
+    mounts = sorted(((URLPattern(key), proxy) for key, proxy in get_environment_proxies().items()), key=lambda m: m[0])
+    for pattern, proxy in mounts:
+        if pattern.matches(url):
+            if proxy is None:  # NO_PROXY
+                return None
+            return EnvironmentProxy(f"{pattern.scheme.upper() or 'ALL'}_PROXY", proxy)
+    return None
+
+
 _DNS_FAILURES = ("name or service not known", "nodename nor servname", "getaddrinfo", "no address", "name resolution")
 
 
-def _transport_hint(exc: Exception, host: str, timeouts: Timeouts, budget: float) -> str:
-    """What went wrong on the wire, and what to check, in words."""
+def _transport_hint(
+    exc: Exception, host: str, timeouts: Timeouts, budget: float, proxy: EnvironmentProxy | None = None
+) -> str:
+    """What went wrong on the wire, and what to check, in words. ``proxy``: the environment's
+    proxy the request went through (a connection that failed was the proxy's)."""
     text = str(exc) or type(exc).__name__
     lowered = text.lower()
+    tls = "certificate" in lowered or "[ssl" in lowered  # through a proxy too, TLS is the host's
+    if proxy is not None and isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)) and not tls:
+        return (
+            f"cannot reach the proxy {proxy.shown} that {proxy.variable} names for {host} ({text}): check that "
+            f"the proxy is up and its address in {proxy.variable}, or add the host to NO_PROXY to go direct"
+        )
     slow = too_slow(exc)
     if slow is not None:
         return f"{host}: {slow}"
@@ -756,7 +796,7 @@ def _transport_hint(exc: Exception, host: str, timeouts: Timeouts, budget: float
                 f"connection refused by {host} ({text}): check the host and port in the connection "
                 "and that the service is up"
             )
-        if "certificate" in lowered or "ssl" in lowered:
+        if tls:
             return (
                 f"TLS with {host} failed ({text}): check the URL's scheme, or set the connection's "
                 "verify to a CA bundle path"
@@ -1254,7 +1294,7 @@ class ApiSession:
                 cloud=self.dialect.cloud,
                 status_code=None,
                 code="Timeout" if expired else type(exc).__name__,
-                message=_transport_hint(exc, self.host, self.timeouts, self.budget),
+                message=_transport_hint(exc, self.host, self.timeouts, self.budget, environment_proxy(request.url)),
                 request_id=self._sent_request_id(request),
                 method=request.method,
                 path=request.url.path,

@@ -107,6 +107,27 @@ def _both(hook_factory, run_id: str) -> list[str]:
     return [hook_factory().get_status(run_id).raw_status, asyncio.run(in_the_triggerer())]
 
 
+def _errors(conn_id: str, run_id: str) -> list[str]:
+    """The status read's ApiError through connection ``conn_id``, in the worker, then in the triggerer."""
+
+    def hook() -> NclueHook:
+        return NclueHook(ncp_conn_id=conn_id)
+
+    async def in_the_triggerer() -> None:
+        h = hook()
+        try:
+            await h.aget_status(run_id)
+        finally:
+            await h.aclose()
+
+    errors = []
+    for read in (lambda: hook().get_status(run_id), lambda: asyncio.run(in_the_triggerer())):
+        with pytest.raises(ApiError) as caught:
+            read()
+        errors.append(str(caught.value))
+    return errors
+
+
 def test_status_reads_go_through_the_environments_proxy_worker_and_triggerer(ncp, proxy):
     emu, run_id = ncp
     assert _both(NclueHook, run_id) == ["in_progress", "in_progress"]
@@ -131,24 +152,42 @@ def test_a_proxy_refusing_the_tunnel_is_named_with_the_variables_to_check(ncp, p
     conn["host"] = "https://nclue.example.invalid"  # never resolved here: the proxy is asked to tunnel
     conn["extra"].update({"retry_max_attempts": 1})
     monkeypatch.setenv("AIRFLOW_CONN_NCP_BEHIND_PROXY", json.dumps(conn))
-
-    def hook() -> NclueHook:
-        return NclueHook(ncp_conn_id="ncp_behind_proxy")
-
-    async def in_the_triggerer() -> None:
-        h = hook()
-        try:
-            await h.aget_status(run_id)
-        finally:
-            await h.aclose()
-
-    errors = []
-    for read in (lambda: hook().get_status(run_id), lambda: asyncio.run(in_the_triggerer())):
-        with pytest.raises(ApiError) as caught:
-            read()
-        errors.append(str(caught.value))
+    errors = _errors("ncp_behind_proxy", run_id)
     for text in errors:
         assert "the proxy refused the request to https://nclue.example.invalid" in text, text
         assert "HTTPS_PROXY / NO_PROXY" in text, text
     assert "403" in errors[1]  # the triggerer's names the proxy's answer
     assert proxy.seen == ["CONNECT nclue.example.invalid:443"] * 2
+
+
+def test_all_proxy_alone_is_used_by_the_worker_and_the_triggerer(ncp, proxy, monkeypatch):
+    """ALL_PROXY, the only variable set: httpx's worker client uses it, and so must the triggerer."""
+    emu, run_id = ncp
+    for name in ("HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("ALL_PROXY", proxy.url)
+    assert _both(NclueHook, run_id) == ["in_progress", "in_progress"]
+    assert proxy.seen == [f"GET {emu.url}/api/v1/task-runs/{run_id}"] * 2
+
+
+def test_an_unreachable_proxy_is_named_with_its_variable_not_blamed_on_the_api(ncp, proxy, monkeypatch):
+    """The environment names a proxy nothing listens on (its password never shown): the error says
+    the proxy could not be reached, and where it came from, in the worker and in the triggerer."""
+    import socket
+
+    emu, run_id = ncp
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]  # closed once the with block ends: connections are refused
+    dead = f"http://squid-user:proxy-secret@127.0.0.1:{port}"
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, dead)
+    conn = emu.airflow_connection()
+    conn["extra"].update({"retry_max_attempts": 1})
+    monkeypatch.setenv("AIRFLOW_CONN_NCP_DEAD_PROXY", json.dumps(conn))
+    for text in _errors("ncp_dead_proxy", run_id):
+        assert f"cannot reach the proxy http://127.0.0.1:{port} that HTTP_PROXY names for {emu.url}" in text, text
+        assert "or add the host to NO_PROXY" in text, text
+        assert "proxy-secret" not in text and "squid-user" not in text, text
+    assert emu.requests_to(f"/api/v1/task-runs/{run_id}") == []
