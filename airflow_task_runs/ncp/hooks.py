@@ -150,6 +150,10 @@ class _ListCursor:
     total: int
     #: newest first: the index of the next page; oldest first: the end of the next page
     position: int
+    #: runs page 0 held: oldest first, the pages read from the end stop there
+    floor: int = 0
+    #: runs a page asks for: fewer than LIST_PAGE where the server gives fewer than asked
+    step: int = LIST_PAGE
     pages: int = 1
 
 
@@ -360,14 +364,26 @@ class NclueHook(HttpTaskRunHook):
             seen = {run.run_id: run for run in first.runs}
             on_page = dict.fromkeys(seen, 1)
             oldest_first = _oldest_first(first.runs)
-            self._cursor = _ListCursor(oldest_first, first.total, first.total if oldest_first else len(first.runs))
-            self._listed.store(seen, read_at=now)
-            await self._read_on(self._cursor, seen, on_page, wanted, budget)
+            got = len(first.runs)
+            cursor = _ListCursor(
+                oldest_first,
+                first.total,
+                position=first.total if oldest_first else got,
+                floor=got,
+                step=got if 0 < got < min(LIST_PAGE, first.total) else LIST_PAGE,  # the server's own page size
+            )
+            await self._read_on(cursor, seen, on_page, wanted, budget)
+            self._cursor = cursor
+            self._listed.store(seen, read_at=now)  # whole: a read cut short by an error is not kept
         unseen = len(first_asked - seen.keys())
         if unseen > 1 and self._cursor is not None:
             # at most a page fewer than their GETs by id: reading on costs less even when it
-            # finds none of them (they are newer than the read, or gone), and happens once a run
-            await self._read_on(self._cursor, seen, on_page, wanted, self._cursor.pages + unseen - 1)
+            # finds none of them (they are newer than the read, or gone), and happens once a run.
+            # It only saves calls: if it fails, the runs are read by id as they would have been.
+            try:
+                await self._read_on(self._cursor, seen, on_page, wanted, self._cursor.pages + unseen - 1)
+            except Exception as exc:
+                self.log.debug("NCLUE list read on failed, reading %d runs by id instead: %s", unseen, exc)
         remembered = {run_id: page for run_id, page in self._seen_on_page.items() if run_id in self._watched}
         remembered.update((run_id, on_page[run_id]) for run_id in self._watched if run_id in on_page)
         self._seen_on_page = remembered
@@ -383,11 +399,16 @@ class NclueHook(HttpTaskRunHook):
         ends, or ``budget`` pages (counted from the read's first) are read."""
         while cursor.pages < min(budget, MAX_LIST_PAGES) and not wanted <= seen.keys():
             if cursor.oldest_first:
-                if cursor.position <= LIST_PAGE:  # the rest is page 0, read first
+                if cursor.position <= cursor.floor:  # the rest is page 0, read first
                     return
-                start = max(LIST_PAGE, cursor.position - LIST_PAGE)
+                start = max(cursor.floor, cursor.position - cursor.step)
                 page = await self.alist_task_runs(index=start, limit=cursor.position - start)
-                cursor.position = start
+                if 0 < len(page.runs) < cursor.position - start:
+                    # the server gave fewer than asked, from ``start``: what is left next to the
+                    # read is asked for in pages of the size it gives (the runs got come again)
+                    cursor.step = len(page.runs)
+                else:
+                    cursor.position = start
             else:
                 if cursor.position >= cursor.total:
                     return

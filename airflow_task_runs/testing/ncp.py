@@ -86,6 +86,8 @@ class NclueEmulator(EmulatorServer):
         self.lose_create_replies = 0
         #: refuse this many list calls with a 403 (to script a look-up that fails)
         self.refuse_lists = 0
+        #: a list page holds at most this many runs, whatever ``limit`` asks (a server with its own page size)
+        self.list_page_cap = 100
 
     def real_airflow_pace(self) -> dict[str, Any]:
         """The runs the example DAGs create run 8 polls too, and stay ``registered`` for 5: a cancel
@@ -267,7 +269,7 @@ class NclueEmulator(EmulatorServer):
         # watches keep their state however often others list.
         page = [
             r.as_json(r.lifecycle.advance() if r.lifecycle.polls else r.lifecycle.current())
-            for r in runs[index : index + limit]
+            for r in runs[index : index + min(limit, self.list_page_cap)]
         ]
         return Reply(
             200,

@@ -429,3 +429,55 @@ def test_nclue_reads_on_for_runs_asked_the_first_time_at_most_a_page_fewer_than_
     # round 1: page 0 and the newest page (its budget), no read on for one run; round 2: three
     # runs never asked before, so two pages more; round 3: asked before, so nothing more
     assert len(pages) == 2 + 2, [r.query for r in pages]
+
+
+@pytest.mark.parametrize(
+    ("runs", "watched"),
+    [(1000, slice(850, 1000)), (200, slice(50, 100))],
+    ids=["the newest 150 of 1000", "the 50 after page 0 of 200"],
+)
+def test_nclue_reads_every_page_of_a_server_that_gives_fewer_runs_than_asked(emu, runs, watched):
+    """A server whose pages hold 50 runs, whatever ``limit`` asks. Read oldest first from the end,
+    each page is asked for at the size the server gives and page 0 ends where its runs end: no
+    run between the pages read is skipped (and read by id instead)."""
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    ncp = emu.ncp
+    ids = [ncp.add_run() for _ in range(runs)][watched]
+    ncp.list_page_cap = 50
+    hook = NclueHook()
+    ncp.reset_log()
+    (answers,) = _nclue_rounds(hook, ids)
+    assert [a.details["run_id"] for a in answers] == ids
+    assert [r.path for r in ncp.requests if r.path != "/api/v1/task-runs"] == []  # no GET by id
+    assert len(_list_reads(ncp)) == 4, [r.query for r in _list_reads(ncp)]
+
+
+def test_nclue_a_failed_read_on_falls_back_to_reads_by_id_and_the_fresh_list_still_answers(emu):
+    """Reading on for runs asked the first time only saves calls: when it fails, the round is
+    answered as it would have been without it (listed runs from the fresh read, the rest by id),
+    not failed for every watch."""
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    ncp = emu.ncp
+    runs = [ncp.add_run() for _ in range(600)]
+    newest, deep = runs[-1], runs[300:303]  # deep: past the pages the first round reads
+    hook = NclueHook()
+    hook._listed.freshness = 60.0
+    ncp.reset_log()
+    reads_before: list[int] = []
+
+    async def main():
+        try:
+            await hook.arun_statuses("task_run", [{"run_id": newest}])
+            reads_before.append(len(_list_reads(ncp)))
+            ncp.refuse_lists = 1
+            return await hook.arun_statuses("task_run", [{"run_id": r} for r in [newest, *deep]])
+        finally:
+            await hook.aclose()
+
+    second = asyncio.run(main())
+    assert [a.details["run_id"] for a in second] == [newest, *deep], second
+    (reads_before,) = reads_before
+    assert len(_list_reads(ncp)) == reads_before + 1  # the refused read on, made once
+    assert sorted(r.path.rsplit("/", 1)[1] for r in ncp.requests if r.path != "/api/v1/task-runs") == sorted(deep)
