@@ -116,14 +116,26 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._proxies: dict[tuple[str, str, int | None], str | None] = {}
 
-    def _proxy(self, url: httpx.URL) -> str | None:
+    def _proxy(self, request: httpx.Request) -> str | None:
         """The environment's proxy for this origin (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``...),
-        as httpx's client picks it; looked up once per origin."""
+        as httpx's client picks it; looked up once per origin. aiohttp speaks to HTTP proxies
+        only: a SOCKS one (a desktop's ``ALL_PROXY``) is refused by name, not sent plain HTTP."""
+        url = request.url
         key = (url.scheme, url.host, url.port)
         if key not in self._proxies:
             from airflow_task_runs.core.http import environment_proxy
 
             proxy = environment_proxy(url)
+            if proxy is not None and not proxy.url.lower().startswith(("http://", "https://")):
+                refused = httpx.UnsupportedProtocol(
+                    f"{proxy.variable} names the proxy {proxy.shown} for it, but the "
+                    "triggerer's transport speaks only to http:// and https:// proxies: name an HTTP proxy, add "
+                    "the host to NO_PROXY, or set AIRFLOW_TASK_RUNS_ASYNC_TRANSPORT=httpx (with httpx[socks] "
+                    "installed)",
+                    request=request,
+                )
+                refused.retryable = False  # type: ignore[attr-defined]  # the same every time: not retried
+                raise refused
             self._proxies[key] = proxy.url if proxy is not None else None
         return self._proxies[key]
 
@@ -161,10 +173,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 request.method,
                 yarl.URL(str(request.url), encoded=True),  # byte for byte what was signed
                 headers=headers,
-                skip_auto_headers=_not_sent(request.method, headers),
+                skip_auto_headers=_not_sent(request.method, headers, bool(body)),
                 data=body or None,
                 allow_redirects=False,
-                proxy=self._proxy(request.url),
+                proxy=self._proxy(request),
                 timeout=timeout,
                 compress=None,
             )
@@ -186,13 +198,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 _AUTO_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "content-type"})
 
 
-def _not_sent(method: str, headers: list[tuple[str, str]]) -> list[str] | None:
+def _not_sent(method: str, headers: list[tuple[str, str]], has_body: bool) -> list[str] | None:
     """The headers aiohttp would add that httpx's request does not have: the wire carries only
     what httpx built (and the signer signed). None, the usual case with httpx's default headers,
     keeps aiohttp on its fast path: a session-wide skip list costs every request a copy of its
     headers."""
     missing = set(_AUTO_HEADERS.difference(name.lower() for name, _ in headers))
-    if method in ("GET", "HEAD"):  # no body: aiohttp adds no Content-Type
+    if not has_body and method not in ("POST", "PUT", "PATCH"):  # aiohttp adds no Content-Type then
         missing.discard("content-type")
     return sorted(missing) or None
 

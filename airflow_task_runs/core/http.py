@@ -12,6 +12,7 @@ import contextvars
 import email.utils
 import functools
 import logging
+import os
 import random
 import select
 import ssl
@@ -44,8 +45,6 @@ POOL_CONNECTIONS = 100
 def async_transport_name() -> str:
     """The async clients' transport: ``aiohttp`` (default, see core.aio_transport) or ``httpx``
     (httpx's own), chosen by the environment variable ``AIRFLOW_TASK_RUNS_ASYNC_TRANSPORT``."""
-    import os
-
     name = os.environ.get("AIRFLOW_TASK_RUNS_ASYNC_TRANSPORT", "aiohttp").strip().lower() or "aiohttp"
     if name not in ("aiohttp", "httpx"):
         raise ValueError(f"AIRFLOW_TASK_RUNS_ASYNC_TRANSPORT is {name!r}; set aiohttp (the default) or httpx")
@@ -249,7 +248,6 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
         import certifi
 
         return ssl.create_default_context(cafile=certifi.where())
-    import os
 
     if os.path.isdir(verify):
         return ssl.create_default_context(capath=verify)
@@ -731,7 +729,8 @@ class EnvironmentProxy:
         """scheme://host:port, without user or password."""
         parsed = httpx.URL(self.url)
         port = f":{parsed.port}" if parsed.port else ""
-        return f"{parsed.scheme}://{parsed.host}{port}"
+        host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host  # IPv6
+        return f"{parsed.scheme}://{host}{port}"
 
 
 def environment_proxy(url: httpx.URL) -> EnvironmentProxy | None:
@@ -745,11 +744,19 @@ def environment_proxy(url: httpx.URL) -> EnvironmentProxy | None:
         if pattern.matches(url):
             if proxy is None:  # NO_PROXY
                 return None
-            return EnvironmentProxy(f"{pattern.scheme.upper() or 'ALL'}_PROXY", proxy)
+            variable = f"{pattern.scheme.upper() or 'ALL'}_PROXY"
+            if variable not in os.environ and variable.lower() in os.environ:
+                variable = variable.lower()  # the one this environment sets
+            return EnvironmentProxy(variable, proxy)
     return None
 
 
 _DNS_FAILURES = ("name or service not known", "nodename nor servname", "getaddrinfo", "no address", "name resolution")
+#: a connection that could not be opened at all (refused, no route, no such host)
+_UNREACHABLE = ("refused", "unreachable", "no route", *_DNS_FAILURES)
+#: texts of TLS failures, httpx's (ssl module) and aiohttp's (worded as httpx's by core.aio_transport)
+_TLS_FAILURES = ("certificate", "[ssl", "_ssl.c", "handshake", "tls/ssl")
+_CONNECTING = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
 def _transport_hint(
@@ -759,13 +766,21 @@ def _transport_hint(
     proxy the request went through (a connection that failed was the proxy's)."""
     text = str(exc) or type(exc).__name__
     lowered = text.lower()
-    tls = "certificate" in lowered or "[ssl" in lowered  # through a proxy too, TLS is the host's
-    if proxy is not None and isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)) and not tls:
-        return (
-            f"cannot reach the proxy {proxy.shown} that {proxy.variable} names for {host} ({text}): check that "
-            f"the proxy is up and its address in {proxy.variable}, or add the host to NO_PROXY to go direct"
-        )
+    tls = any(s in lowered for s in _TLS_FAILURES)  # through a proxy too, TLS is the host's
     slow = too_slow(exc)
+    if proxy is not None and slow is None and not deadline_expired() and isinstance(exc, _CONNECTING):
+        if isinstance(exc, httpx.ConnectError) and not tls and any(s in lowered for s in _UNREACHABLE):
+            # a proxied request opens no connection of its own to the host: this one was the proxy's
+            return (
+                f"cannot reach the proxy {proxy.shown} that {proxy.variable} names for {host} ({text}): check that "
+                f"the proxy is up and its address in {proxy.variable}, or add the host to NO_PROXY to go direct"
+            )
+        if not (tls and isinstance(exc, httpx.ConnectError)):  # timed out or cut off: the proxy's or the host's
+            return (
+                f"could not connect to {host} through the proxy {proxy.shown} that {proxy.variable} names ({text}): "
+                f"check that the proxy is up and lets this machine through to {host}, or add the host to NO_PROXY "
+                "to go direct"
+            )
     if slow is not None:
         return f"{host}: {slow}"
     if deadline_expired():
@@ -797,8 +812,9 @@ def _transport_hint(
                 "and that the service is up"
             )
         if tls:
+            via = f" through the proxy {proxy.shown}" if proxy is not None else ""
             return (
-                f"TLS with {host} failed ({text}): check the URL's scheme, or set the connection's "
+                f"TLS with {host}{via} failed ({text}): check the URL's scheme, or set the connection's "
                 "verify to a CA bundle path"
             )
         return f"cannot connect to {host} ({text}): check the host and port in the connection and the network"
@@ -809,6 +825,8 @@ def _transport_hint(
         )
     if isinstance(exc, httpx.DecodingError):
         return f"the answer from {host} could not be decoded: {text}"
+    if isinstance(exc, httpx.UnsupportedProtocol):  # a URL or proxy no transport here can use; says which
+        return f"{host}: {text}"
     return f"{type(exc).__name__} talking to {host} ({text}): check the connection's host and the network"
 
 

@@ -59,6 +59,7 @@ def _names(lines: list[str]) -> list[str]:
         ("POST", b'{"a": 1}', ()),  # a body without a Content-Type (httpx gives raw bytes none)
         ("POST", b"", ("Accept-Encoding",)),
         ("DELETE", None, ("Accept",)),
+        ("GET", b'{"q": 1}', ()),  # a GET with a body (OpenSearch-style): still no Content-Type added
     ],
 )
 def test_the_wire_carries_exactly_the_headers_httpx_built(

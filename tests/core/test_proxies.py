@@ -23,10 +23,14 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
 class ForwardProxy:
-    """Forwards plain-HTTP requests (absolute URIs) to their origin; answers every CONNECT 403."""
+    """Forwards plain-HTTP requests (absolute URIs) to their origin. A CONNECT is answered as
+    ``tunnel`` says: ``refuse`` (403), ``hang-up`` (200, then the far end closes during the TLS
+    handshake) or ``stall`` (200, then nothing comes back)."""
 
     def __init__(self) -> None:
         self.seen: list[str] = []  # "GET http://..." / "CONNECT host:443"
+        self.tunnel = "refuse"
+        self._stop = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,6 +41,14 @@ class ForwardProxy:
 
             def do_CONNECT(self) -> None:
                 proxy.seen.append(f"CONNECT {self.path}")
+                if proxy.tunnel != "refuse":
+                    self.send_response(200, "Connection established")
+                    self.end_headers()
+                    self.wfile.flush()
+                    if proxy.tunnel == "stall":
+                        proxy._stop.wait(30)
+                    self.close_connection = True
+                    return
                 body = b"tunnels are not allowed here"
                 self.send_response(403, "Forbidden by policy")
                 self.send_header("Content-Length", str(len(body)))
@@ -76,6 +88,7 @@ class ForwardProxy:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stop.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -191,3 +204,84 @@ def test_an_unreachable_proxy_is_named_with_its_variable_not_blamed_on_the_api(n
         assert "or add the host to NO_PROXY" in text, text
         assert "proxy-secret" not in text and "squid-user" not in text, text
     assert emu.requests_to(f"/api/v1/task-runs/{run_id}") == []
+
+
+@pytest.mark.parametrize("tunnel", ["hang-up", "stall"])
+def test_a_host_failing_behind_a_working_proxy_is_not_called_an_unreachable_proxy(ncp, proxy, monkeypatch, tunnel):
+    """The proxy opens the tunnel (200), then the TLS handshake with the host is cut off or never
+    answered: the proxy was reached, so the error says the host could not be reached through it."""
+    emu, run_id = ncp
+    proxy.tunnel = tunnel
+    conn = emu.airflow_connection()
+    conn["host"] = "https://nclue.example.invalid"  # only the proxy resolves it (it never does here)
+    conn["extra"].update({"retry_max_attempts": 1, "connect_timeout": 0.5, "read_timeout": 5})
+    monkeypatch.setenv("AIRFLOW_CONN_NCP_TUNNELLED", json.dumps(conn))
+    errors = _errors("ncp_tunnelled", run_id)
+    for text in errors:
+        assert "cannot reach the proxy" not in text, text
+        assert f"through the proxy {proxy.url}" in text, text
+    assert proxy.seen == ["CONNECT nclue.example.invalid:443"] * 2
+
+
+def test_a_handshake_outliving_the_time_budget_is_named_as_the_budget_not_the_proxy(ncp, proxy, monkeypatch):
+    """Through a proxy too, a request whose whole time budget ran out says so (raise
+    retry_max_elapsed / read_timeout), not that the proxy could not be reached."""
+    emu, run_id = ncp
+    proxy.tunnel = "stall"
+    conn = emu.airflow_connection()
+    conn["host"] = "https://nclue.example.invalid"
+    conn["extra"].update(
+        {"retry_max_attempts": 1, "connect_timeout": 10, "read_timeout": 0.4, "retry_max_elapsed": 0.4}
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_NCP_SLOW_TUNNEL", json.dumps(conn))
+    for text in _errors("ncp_slow_tunnel", run_id):
+        assert "time budget" in text, text
+        assert "proxy" not in text, text
+
+
+def test_a_socks_proxy_is_refused_by_name_in_the_triggerer_not_spoken_to_as_http(ncp, proxy, monkeypatch):
+    """aiohttp speaks only to HTTP proxies: an ALL_PROXY of socks5:// (common on desktops) is named
+    with the ways out, once, and nothing is sent to it as plain HTTP."""
+    import socket
+
+    emu, run_id = ncp
+    for name in ("HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    with socket.socket() as socks:
+        socks.bind(("127.0.0.1", 0))
+        socks.listen()
+        socks.settimeout(0.2)
+        port = socks.getsockname()[1]
+        monkeypatch.setenv("ALL_PROXY", f"socks5://user:socks-secret@127.0.0.1:{port}")
+
+        async def in_the_triggerer() -> None:
+            hook = NclueHook()
+            try:
+                await hook.aget_status(run_id)
+            finally:
+                await hook.aclose()
+
+        with pytest.raises(ApiError) as caught:
+            asyncio.run(in_the_triggerer())
+        with pytest.raises(TimeoutError):
+            socks.accept()  # nothing connected to the SOCKS port
+    text = str(caught.value)
+    assert f"{emu.url}: ALL_PROXY names the proxy socks5://127.0.0.1:{port} for it" in text, text
+    assert "AIRFLOW_TASK_RUNS_ASYNC_TRANSPORT=httpx" in text and "NO_PROXY" in text, text
+    assert "socks-secret" not in text, text
+    assert caught.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://squid-user:proxy-secret@proxy.corp:3128", "http://proxy.corp:3128"),
+        ("http://u:p@[::1]:3128", "http://[::1]:3128"),
+        ("https://[fd00::5]", "https://[fd00::5]"),
+    ],
+)
+def test_a_proxy_is_shown_without_its_credentials_and_ipv6_hosts_keep_their_brackets(url, shown):
+    from airflow_task_runs.core.http import EnvironmentProxy
+
+    assert EnvironmentProxy("HTTP_PROXY", url).shown == shown
