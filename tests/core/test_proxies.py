@@ -120,21 +120,23 @@ def _both(hook_factory, run_id: str) -> list[str]:
     return [hook_factory().get_status(run_id).raw_status, asyncio.run(in_the_triggerer())]
 
 
+def _triggerer_read(conn_id: str, run_id: str) -> None:
+    """The status read as the triggerer makes it (async, its own event loop)."""
+
+    async def read() -> None:
+        hook = NclueHook(ncp_conn_id=conn_id)
+        try:
+            await hook.aget_status(run_id)
+        finally:
+            await hook.aclose()
+
+    asyncio.run(read())
+
+
 def _errors(conn_id: str, run_id: str) -> list[str]:
     """The status read's ApiError through connection ``conn_id``, in the worker, then in the triggerer."""
-
-    def hook() -> NclueHook:
-        return NclueHook(ncp_conn_id=conn_id)
-
-    async def in_the_triggerer() -> None:
-        h = hook()
-        try:
-            await h.aget_status(run_id)
-        finally:
-            await h.aclose()
-
     errors = []
-    for read in (lambda: hook().get_status(run_id), lambda: asyncio.run(in_the_triggerer())):
+    for read in (lambda: NclueHook(ncp_conn_id=conn_id).get_status(run_id), lambda: _triggerer_read(conn_id, run_id)):
         with pytest.raises(ApiError) as caught:
             read()
         errors.append(str(caught.value))
@@ -254,16 +256,8 @@ def test_a_socks_proxy_is_refused_by_name_in_the_triggerer_not_spoken_to_as_http
         socks.settimeout(0.2)
         port = socks.getsockname()[1]
         monkeypatch.setenv("ALL_PROXY", f"socks5://user:socks-secret@127.0.0.1:{port}")
-
-        async def in_the_triggerer() -> None:
-            hook = NclueHook()
-            try:
-                await hook.aget_status(run_id)
-            finally:
-                await hook.aclose()
-
         with pytest.raises(ApiError) as caught:
-            asyncio.run(in_the_triggerer())
+            _triggerer_read("ncp_default", run_id)
         with pytest.raises(TimeoutError):
             socks.accept()  # nothing connected to the SOCKS port
     text = str(caught.value)
