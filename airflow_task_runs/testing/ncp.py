@@ -89,6 +89,14 @@ class NclueEmulator(EmulatorServer):
         #: a list page holds at most this many runs, whatever ``limit`` asks (a server with its own page size)
         self.list_page_cap = 100
 
+    def clear_faults(self) -> None:
+        """Between tests: the scripted faults and the list's page size back to normal."""
+        super().clear_faults()
+        with self._lock:
+            self.lose_create_replies = 0
+            self.refuse_lists = 0
+            self.list_page_cap = 100
+
     def real_airflow_pace(self) -> dict[str, Any]:
         """The runs the example DAGs create run 8 polls too, and stay ``registered`` for 5: a cancel
         reads its run, then deletes it, and once a run has been read by id every list page
