@@ -30,7 +30,7 @@ import tenacity
 from airflow_task_runs.core import bounded_json
 from airflow_task_runs.core.conn_fields import DEFAULT_MAX_OUTPUT_BYTES
 from airflow_task_runs.core.content_encoding import ACCEPT_ENCODING, UndecodableBody, aiter_decoded, iter_decoded
-from airflow_task_runs.core.errors import ApiError, MalformedResponseError, model_problem
+from airflow_task_runs.core.errors import ApiError, MalformedResponseError, TaskRunsError, model_problem
 
 log = logging.getLogger(__name__)
 
@@ -916,11 +916,28 @@ class ApiSession:
             "limits": httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS),
         }
 
+    @contextmanager
+    def _proxy_support(self) -> Iterator[None]:
+        """httpx builds a transport per proxy of the environment, a SOCKS one only with socksio:
+        its ImportError says neither which variable nor which host."""
+        try:
+            yield
+        except ImportError:
+            proxy = environment_proxy(httpx.URL(self.base_url))
+            if proxy is None or not proxy.url.lower().startswith("socks"):
+                raise
+            raise TaskRunsError(
+                f"{self.dialect.cloud} at {self.host}: {proxy.variable} names the SOCKS proxy {proxy.shown} for "
+                "it, and httpx needs the socksio package to use one: install httpx[socks] where tasks run, or "
+                "add the host to NO_PROXY to go direct"
+            ) from None
+
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
             hooks = self.limiter.httpx_hooks() if self.limiter else None
-            self._client = httpx.Client(transport=self._transport, event_hooks=hooks, **self._client_options())
+            with self._proxy_support():
+                self._client = httpx.Client(transport=self._transport, event_hooks=hooks, **self._client_options())
             self._client._cookies = _NoCookies()
             bound_by_deadline(self._client)
         return self._client
@@ -943,7 +960,8 @@ class ApiSession:
                 from airflow_task_runs.core.aio_transport import AiohttpTransport
 
                 transport = AiohttpTransport(ssl_context=options["verify"], limit=POOL_CONNECTIONS)
-            self._aclient = httpx.AsyncClient(transport=transport, event_hooks=hooks, **options)
+            with self._proxy_support():
+                self._aclient = httpx.AsyncClient(transport=transport, event_hooks=hooks, **options)
             bound_by_deadline(self._aclient)
         return self._aclient
 

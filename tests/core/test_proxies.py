@@ -279,3 +279,25 @@ def test_a_proxy_is_shown_without_its_credentials_and_ipv6_hosts_keep_their_brac
     from airflow_task_runs.core.http import EnvironmentProxy
 
     assert EnvironmentProxy("HTTP_PROXY", url).shown == shown
+
+
+def test_a_socks_proxy_without_socksio_is_named_in_the_worker(ncp, proxy, monkeypatch):
+    """httpx uses a SOCKS proxy only with socksio: without it, its ImportError named neither the
+    variable nor the host. The error now names both, without the proxy's credentials."""
+    import importlib.util
+
+    from airflow_task_runs.core.errors import TaskRunsError
+
+    if importlib.util.find_spec("socksio") is not None:
+        pytest.skip("socksio is installed: httpx speaks SOCKS")
+    emu, run_id = ncp
+    for name in ("HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("ALL_PROXY", "socks5://user:socks-secret@127.0.0.1:1080")
+    with pytest.raises(TaskRunsError) as caught:
+        NclueHook().get_status(run_id)
+    text = str(caught.value)
+    assert f"{emu.url}: ALL_PROXY names the SOCKS proxy socks5://127.0.0.1:1080 for it" in text, text
+    assert "install httpx[socks]" in text and "NO_PROXY" in text, text
+    assert "socks-secret" not in text, text
