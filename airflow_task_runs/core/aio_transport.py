@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -49,8 +50,15 @@ def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
         raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from exc
     except aiohttp.ClientOSError as exc:
         raise httpx.ReadError(str(exc), request=request) from exc
+    except aiohttp.InvalidURL as exc:  # quotes the URL whole: never a user:password in it
+        invalid = httpx.UnsupportedProtocol(f"not a valid URL: {_USERINFO.sub('//', str(exc))}", request=request)
+        invalid.retryable = False  # type: ignore[attr-defined]  # the same every time
+        raise invalid from None
     except aiohttp.ClientError as exc:
         raise httpx.TransportError(f"{type(exc).__name__}: {exc}", request=request) from exc
+
+
+_USERINFO = re.compile(r"//[^/@\s]*@")
 
 
 def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:
@@ -126,16 +134,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             from airflow_task_runs.core.http import environment_proxy
 
             proxy = environment_proxy(url)
-            if proxy is not None and not proxy.url.lower().startswith(("http://", "https://")):
-                refused = httpx.UnsupportedProtocol(
-                    f"{proxy.variable} names the proxy {proxy.shown} for it, but the "
-                    "triggerer's transport speaks only to http:// and https:// proxies: name an HTTP proxy, add "
-                    "the host to NO_PROXY, or set AIRFLOW_TASK_RUNS_ASYNC_TRANSPORT=httpx (with httpx[socks] "
-                    "installed)",
-                    request=request,
-                )
-                refused.retryable = False  # type: ignore[attr-defined]  # the same every time: not retried
-                raise refused
+            if proxy is not None:
+                problem = _unusable_proxy(proxy.url)
+                if problem is not None:
+                    refused = httpx.UnsupportedProtocol(
+                        f"{proxy.variable} names the proxy {proxy.shown} for it, but {problem}", request=request
+                    )
+                    refused.retryable = False  # type: ignore[attr-defined]  # the same every time: not retried
+                    raise refused
             self._proxies[key] = proxy.url if proxy is not None else None
         return self._proxies[key]
 
@@ -192,6 +198,23 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _unusable_proxy(proxy_url: str) -> str | None:
+    """Why aiohttp cannot use this proxy, with the way out; None if it can. Its own error for a
+    malformed one (InvalidURL) would quote the URL whole, credentials and all."""
+    if not proxy_url.lower().startswith(("http://", "https://")):
+        return (
+            "the triggerer's transport speaks only to http:// and https:// proxies: name an HTTP proxy, add the "
+            "host to NO_PROXY, or set AIRFLOW_TASK_RUNS_ASYNC_TRANSPORT=httpx (with httpx[socks] installed)"
+        )
+    try:
+        host = yarl.URL(proxy_url).host
+    except ValueError as exc:  # yarl's reason names no part of the URL
+        return f"that is not a valid URL ({exc}): correct it, or add the host to NO_PROXY"
+    if not host:
+        return "that URL has no host: correct it, or add the host to NO_PROXY"
+    return None
 
 
 #: headers aiohttp adds to a request that lacks them (lower case)

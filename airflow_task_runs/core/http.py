@@ -745,8 +745,8 @@ def environment_proxy(url: httpx.URL) -> EnvironmentProxy | None:
             if proxy is None:  # NO_PROXY
                 return None
             variable = f"{pattern.scheme.upper() or 'ALL'}_PROXY"
-            if variable not in os.environ and variable.lower() in os.environ:
-                variable = variable.lower()  # the one this environment sets
+            if os.environ.get(variable.lower()):
+                variable = variable.lower()  # set and not empty, it is the one used (as urllib reads them)
             return EnvironmentProxy(variable, proxy)
     return None
 
@@ -757,6 +757,8 @@ _UNREACHABLE = ("refused", "unreachable", "no route", *_DNS_FAILURES)
 #: texts of TLS failures, httpx's (ssl module) and aiohttp's (worded as httpx's by core.aio_transport)
 _TLS_FAILURES = ("certificate", "[ssl", "_ssl.c", "handshake", "tls/ssl")
 _CONNECTING = (httpx.ConnectError, httpx.ConnectTimeout)
+#: TLS failures that say what was wrong with the host's TLS, not only that it stopped
+_TLS_SETUP = ("certificate", "wrong_version", "wrong version", "unsupported protocol")
 
 
 def _transport_hint(
@@ -775,7 +777,9 @@ def _transport_hint(
                 f"cannot reach the proxy {proxy.shown} that {proxy.variable} names for {host} ({text}): check that "
                 f"the proxy is up and its address in {proxy.variable}, or add the host to NO_PROXY to go direct"
             )
-        if not (tls and isinstance(exc, httpx.ConnectError)):  # timed out or cut off: the proxy's or the host's
+        # a certificate or a protocol mismatch is the host's TLS; an EOF, a reset or a handshake that timed
+        # out is the tunnel cut off or never answered, by the proxy or by the host
+        if not (isinstance(exc, httpx.ConnectError) and any(s in lowered for s in _TLS_SETUP)):
             return (
                 f"could not connect to {host} through the proxy {proxy.shown} that {proxy.variable} names ({text}): "
                 f"check that the proxy is up and lets this machine through to {host}, or add the host to NO_PROXY "

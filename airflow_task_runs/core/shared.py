@@ -262,10 +262,15 @@ class RecentListing(Generic[_Item]):
         """The last read, or None when there is none younger than ``freshness``."""
         return self._runs if time.monotonic() - self._at < self.freshness else None
 
-    def store(self, runs: dict[str, _Item], read_at: float | None = None) -> None:
-        """Keep a read; ``read_at`` (monotonic) is when it started (default: now)."""
-        self._at = time.monotonic() if read_at is None else read_at
+    def store(self, runs: dict[str, _Item], read_at: float | None = None) -> bool:
+        """Keep a read; ``read_at`` (monotonic) is when it started (default: now). A read that
+        started before the one kept is older: it is not kept (False)."""
+        at = time.monotonic() if read_at is None else read_at
+        if at < self._at:
+            return False
+        self._at = at
         self._runs = runs
+        return True
 
 
 # -- shared hooks ----------------------------------------------------------------------------

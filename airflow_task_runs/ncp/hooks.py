@@ -352,7 +352,7 @@ class NclueHook(HttpTaskRunHook):
         now = time.monotonic()
         first_asked = {run_id for run_id in wanted if run_id not in self._watched}
         self._watched.update(dict.fromkeys(wanted, now))
-        seen = self._listed.fresh()
+        seen, cursor = self._listed.fresh(), self._cursor
         on_page: dict[str, int] = {}
         if seen is None:  # a new read; a fresh one answers this round too
             for run_id, asked in list(self._watched.items()):
@@ -373,15 +373,16 @@ class NclueHook(HttpTaskRunHook):
                 step=got if 0 < got < min(LIST_PAGE, first.total) else LIST_PAGE,  # the server's own page size
             )
             await self._read_on(cursor, seen, on_page, wanted, budget)
-            self._cursor = cursor
-            self._listed.store(seen, read_at=now)  # whole: a read cut short by an error is not kept
+            # whole (a read cut short by an error is not kept), and not over a newer one
+            if self._listed.store(seen, read_at=now):
+                self._cursor = cursor
         unseen = len(first_asked - seen.keys())
-        if unseen > 1 and self._cursor is not None:
+        if unseen > 1 and cursor is not None:
             # at most a page fewer than their GETs by id: reading on costs less even when it
             # finds none of them (they are newer than the read, or gone), and happens once a run.
             # It only saves calls: if it fails, the runs are read by id as they would have been.
             try:
-                await self._read_on(self._cursor, seen, on_page, wanted, self._cursor.pages + unseen - 1)
+                await self._read_on(cursor, seen, on_page, wanted, cursor.pages + unseen - 1)
             except Exception as exc:
                 self.log.debug("NCLUE list read on failed, reading %d runs by id instead: %s", unseen, exc)
         remembered = {run_id: page for run_id, page in self._seen_on_page.items() if run_id in self._watched}
@@ -403,11 +404,11 @@ class NclueHook(HttpTaskRunHook):
                     return
                 start = max(cursor.floor, cursor.position - cursor.step)
                 page = await self.alist_task_runs(index=start, limit=cursor.position - start)
-                if 0 < len(page.runs) < cursor.position - start:
-                    # the server gave fewer than asked, from ``start``: what is left next to the
-                    # read is asked for in pages of the size it gives (the runs got come again)
+                if 0 < len(page.runs) < cursor.position - start and start + len(page.runs) < page.total:
+                    # the server gave fewer than asked, short of the list's end: what is left next
+                    # to the read is asked for in pages of the size it gives (the runs got come again)
                     cursor.step = len(page.runs)
-                else:
+                else:  # all of it, or the list has shrunk since page 0 and this page reached its end
                     cursor.position = start
             else:
                 if cursor.position >= cursor.total:

@@ -88,6 +88,8 @@ class NclueEmulator(EmulatorServer):
         self.refuse_lists = 0
         #: a list page holds at most this many runs, whatever ``limit`` asks (a server with its own page size)
         self.list_page_cap = 100
+        #: once, after answering a list call, delete this many of the oldest runs (deleted while a reader pages)
+        self.delete_oldest_after_list = 0
 
     def clear_faults(self) -> None:
         """Between tests: the scripted faults and the list's page size back to normal."""
@@ -96,6 +98,7 @@ class NclueEmulator(EmulatorServer):
             self.lose_create_replies = 0
             self.refuse_lists = 0
             self.list_page_cap = 100
+            self.delete_oldest_after_list = 0
 
     def real_airflow_pace(self) -> dict[str, Any]:
         """The runs the example DAGs create run 8 polls too, and stay ``registered`` for 5: a cancel
@@ -279,6 +282,10 @@ class NclueEmulator(EmulatorServer):
             r.as_json(r.lifecycle.advance() if r.lifecycle.polls else r.lifecycle.current())
             for r in runs[index : index + min(limit, self.list_page_cap)]
         ]
+        with self._lock:
+            deleting, self.delete_oldest_after_list = self.delete_oldest_after_list, 0
+            for run_id in list(self.runs)[:deleting]:
+                del self.runs[run_id]
         return Reply(
             200,
             json.dumps({"index": index, "limit": limit, "total": len(runs), "runs": page}).encode(),

@@ -440,17 +440,10 @@ def test_nclue_reads_every_page_of_a_server_that_gives_fewer_runs_than_asked(emu
     """A server whose pages hold 50 runs, whatever ``limit`` asks. Read oldest first from the end,
     each page is asked for at the size the server gives and page 0 ends where its runs end: no
     run between the pages read is skipped (and read by id instead)."""
-    from airflow_task_runs.ncp.hooks import NclueHook
-
     ncp = emu.ncp
     ids = [ncp.add_run() for _ in range(runs)][watched]
     ncp.list_page_cap = 50
-    hook = NclueHook()
-    ncp.reset_log()
-    (answers,) = _nclue_rounds(hook, ids)
-    assert [a.details["run_id"] for a in answers] == ids
-    assert [r.path for r in ncp.requests if r.path != "/api/v1/task-runs"] == []  # no GET by id
-    assert len(_list_reads(ncp)) == 4, [r.query for r in _list_reads(ncp)]
+    _answered_from_list_pages_alone(ncp, ids, pages=4)
 
 
 def test_nclue_a_failed_read_on_falls_back_to_reads_by_id_and_the_fresh_list_still_answers(emu):
@@ -481,3 +474,24 @@ def test_nclue_a_failed_read_on_falls_back_to_reads_by_id_and_the_fresh_list_sti
     (reads_before,) = reads_before
     assert len(_list_reads(ncp)) == reads_before + 1  # the refused read on, made once
     assert sorted(r.path.rsplit("/", 1)[1] for r in ncp.requests if r.path != "/api/v1/task-runs") == sorted(deep)
+
+
+def test_nclue_a_list_that_shrinks_while_it_is_read_does_not_shrink_the_pages(emu):
+    """Runs deleted between page 0 and the next pages (a cancel is NCLUE's "Delete task run"):
+    the page read from the end comes back short because the list ends sooner, not because the
+    server's pages are smaller. The read goes on in whole pages and finds every watched run."""
+    ncp = emu.ncp
+    ids = [ncp.add_run() for _ in range(1000)][850:]
+    ncp.delete_oldest_after_list = 5  # after page 0: the list is 995 long
+    _answered_from_list_pages_alone(ncp, ids, pages=3)
+
+
+def _answered_from_list_pages_alone(ncp, ids, pages):
+    """One round of watches on ``ids``: every one answered, from exactly ``pages`` list reads, none by id."""
+    from airflow_task_runs.ncp.hooks import NclueHook
+
+    ncp.reset_log()
+    (answers,) = _nclue_rounds(NclueHook(), ids)
+    assert [a.details["run_id"] for a in answers] == ids
+    assert [r.path for r in ncp.requests if r.path != "/api/v1/task-runs"] == []  # no GET by id
+    assert len(_list_reads(ncp)) == pages, [r.query for r in _list_reads(ncp)]

@@ -202,7 +202,8 @@ def test_an_unreachable_proxy_is_named_with_its_variable_not_blamed_on_the_api(n
     conn["extra"].update({"retry_max_attempts": 1})
     monkeypatch.setenv("AIRFLOW_CONN_NCP_DEAD_PROXY", json.dumps(conn))
     for text in _errors("ncp_dead_proxy", run_id):
-        assert f"cannot reach the proxy http://127.0.0.1:{port} that HTTP_PROXY names for {emu.url}" in text, text
+        # both spellings are set: the lower-case one is the one used, and named
+        assert f"cannot reach the proxy http://127.0.0.1:{port} that http_proxy names for {emu.url}" in text, text
         assert "or add the host to NO_PROXY" in text, text
         assert "proxy-secret" not in text and "squid-user" not in text, text
     assert emu.requests_to(f"/api/v1/task-runs/{run_id}") == []
@@ -220,8 +221,8 @@ def test_a_host_failing_behind_a_working_proxy_is_not_called_an_unreachable_prox
     monkeypatch.setenv("AIRFLOW_CONN_NCP_TUNNELLED", json.dumps(conn))
     errors = _errors("ncp_tunnelled", run_id)
     for text in errors:
-        assert "cannot reach the proxy" not in text, text
-        assert f"through the proxy {proxy.url}" in text, text
+        assert f"could not connect to https://nclue.example.invalid through the proxy {proxy.url}" in text, text
+        assert "verify" not in text, text  # not called a TLS misconfiguration, whichever way the cut shows
     assert proxy.seen == ["CONNECT nclue.example.invalid:443"] * 2
 
 
@@ -301,3 +302,48 @@ def test_a_socks_proxy_without_socksio_is_named_in_the_worker(ncp, proxy, monkey
     assert f"{emu.url}: ALL_PROXY names the SOCKS proxy socks5://127.0.0.1:1080 for it" in text, text
     assert "install httpx[socks]" in text and "NO_PROXY" in text, text
     assert "socks-secret" not in text, text
+
+
+@pytest.mark.parametrize("where", ["worker", "triggerer"])
+def test_a_malformed_proxy_url_is_refused_without_its_credentials(ncp, proxy, monkeypatch, caplog, where):
+    """aiohttp's InvalidURL quoted the proxy URL whole, password included, into the error and the
+    retry warning. The error names the variable and what is wrong; no log line has the password."""
+    import logging
+
+    _, run_id = ncp
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, "http://squid-user:proxy-secret@proxy.corp:99999")
+    caplog.set_level(logging.DEBUG)
+    read = (
+        (lambda: NclueHook().get_status(run_id))
+        if where == "worker"
+        else (lambda: _triggerer_read("ncp_default", run_id))
+    )
+    with pytest.raises(Exception) as caught:
+        read()
+    text = str(caught.value)
+    assert "proxy-secret" not in text and "squid-user" not in text, text
+    assert "proxy-secret" not in caplog.text
+    if where == "triggerer":
+        assert "http_proxy names the proxy http://proxy.corp:99999 for it, but that is not a valid URL" in text, text
+        assert caught.value.retryable is False
+
+
+def test_the_proxy_variable_named_is_the_one_in_use(monkeypatch):
+    """Both spellings set: the lower-case one is used (as urllib and httpx read them), so it is named."""
+    import httpx
+
+    from airflow_task_runs.core.http import environment_proxy
+
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://upper.corp:3128")
+    monkeypatch.setenv("https_proxy", "http://lower.corp:3128")
+    proxy = environment_proxy(httpx.URL("https://api.example"))
+    assert proxy is not None
+    assert (proxy.variable, proxy.shown) == ("https_proxy", "http://lower.corp:3128")
+    monkeypatch.delenv("https_proxy")
+    proxy = environment_proxy(httpx.URL("https://api.example"))
+    assert proxy is not None
+    assert (proxy.variable, proxy.shown) == ("HTTPS_PROXY", "http://upper.corp:3128")
