@@ -51,14 +51,20 @@ def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
     except aiohttp.ClientOSError as exc:
         raise httpx.ReadError(str(exc), request=request) from exc
     except aiohttp.InvalidURL as exc:  # quotes the URL whole: never a user:password in it
-        invalid = httpx.UnsupportedProtocol(f"not a valid URL: {_USERINFO.sub('//', str(exc))}", request=request)
-        invalid.retryable = False  # type: ignore[attr-defined]  # the same every time
-        raise invalid from None
+        raise _not_retried(f"not a valid URL: {_USERINFO.sub('//', str(exc))}", request) from None
     except aiohttp.ClientError as exc:
         raise httpx.TransportError(f"{type(exc).__name__}: {exc}", request=request) from exc
 
 
 _USERINFO = re.compile(r"//[^/@\s]*@")
+
+
+def _not_retried(message: str, request: httpx.Request) -> httpx.UnsupportedProtocol:
+    """A URL or proxy no request here can use: asking again gets the same answer (the session
+    reads ``retryable``, as on core.content_encoding's errors)."""
+    refused = httpx.UnsupportedProtocol(message, request=request)
+    refused.retryable = False  # type: ignore[attr-defined]
+    return refused
 
 
 def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:
@@ -137,11 +143,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if proxy is not None:
                 problem = _unusable_proxy(proxy.url)
                 if problem is not None:
-                    refused = httpx.UnsupportedProtocol(
-                        f"{proxy.variable} names the proxy {proxy.shown} for it, but {problem}", request=request
-                    )
-                    refused.retryable = False  # type: ignore[attr-defined]  # the same every time: not retried
-                    raise refused
+                    raise _not_retried(f"{proxy.variable} names the proxy {proxy.shown} for it, but {problem}", request)
             self._proxies[key] = proxy.url if proxy is not None else None
         return self._proxies[key]
 

@@ -120,6 +120,14 @@ def _both(hook_factory, run_id: str) -> list[str]:
     return [hook_factory().get_status(run_id).raw_status, asyncio.run(in_the_triggerer())]
 
 
+def _only_all_proxy(monkeypatch, url: str) -> None:
+    """The environment names ``url`` in ALL_PROXY and nothing in HTTP(S)_PROXY, either spelling."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("ALL_PROXY", url)
+
+
 def _triggerer_read(conn_id: str, run_id: str) -> None:
     """The status read as the triggerer makes it (async, its own event loop)."""
 
@@ -178,10 +186,7 @@ def test_a_proxy_refusing_the_tunnel_is_named_with_the_variables_to_check(ncp, p
 def test_all_proxy_alone_is_used_by_the_worker_and_the_triggerer(ncp, proxy, monkeypatch):
     """ALL_PROXY, the only variable set: httpx's worker client uses it, and so must the triggerer."""
     emu, run_id = ncp
-    for name in ("HTTP_PROXY", "HTTPS_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("ALL_PROXY", proxy.url)
+    _only_all_proxy(monkeypatch, proxy.url)
     assert _both(NclueHook, run_id) == ["in_progress", "in_progress"]
     assert proxy.seen == [f"GET {emu.url}/api/v1/task-runs/{run_id}"] * 2
 
@@ -248,15 +253,12 @@ def test_a_socks_proxy_is_refused_by_name_in_the_triggerer_not_spoken_to_as_http
     import socket
 
     emu, run_id = ncp
-    for name in ("HTTP_PROXY", "HTTPS_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
     with socket.socket() as socks:
         socks.bind(("127.0.0.1", 0))
         socks.listen()
         socks.settimeout(0.2)
         port = socks.getsockname()[1]
-        monkeypatch.setenv("ALL_PROXY", f"socks5://user:socks-secret@127.0.0.1:{port}")
+        _only_all_proxy(monkeypatch, f"socks5://user:socks-secret@127.0.0.1:{port}")
         with pytest.raises(ApiError) as caught:
             _triggerer_read("ncp_default", run_id)
         with pytest.raises(TimeoutError):
@@ -292,10 +294,7 @@ def test_a_socks_proxy_without_socksio_is_named_in_the_worker(ncp, proxy, monkey
     if importlib.util.find_spec("socksio") is not None:
         pytest.skip("socksio is installed: httpx speaks SOCKS")
     emu, run_id = ncp
-    for name in ("HTTP_PROXY", "HTTPS_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("ALL_PROXY", "socks5://user:socks-secret@127.0.0.1:1080")
+    _only_all_proxy(monkeypatch, "socks5://user:socks-secret@127.0.0.1:1080")
     with pytest.raises(TaskRunsError) as caught:
         NclueHook().get_status(run_id)
     text = str(caught.value)
